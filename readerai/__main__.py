@@ -1,0 +1,3 @@
+from readerai.cli import main
+
+main()

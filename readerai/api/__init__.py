@@ -1,0 +1,1 @@
+"""HTTP and WebSocket routes: thin, grouped by resource; logic lives in `session/`."""

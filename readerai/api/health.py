@@ -1,0 +1,36 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from readerai.services import NodeServices
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "starting, stopping or store down"}})
+async def readyz(request: Request) -> JSONResponse:
+    """Ready to serve: started, not stopping, and the store answers."""
+    services: NodeServices | None = getattr(request.app.state, "services", None)
+    if services is None or not services.ready:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    if not await services.store.ping():
+        return JSONResponse({"status": "store_unavailable"}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    services: NodeServices | None = getattr(request.app.state, "services", None)
+    if services is None:
+        return Response(status_code=503)
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

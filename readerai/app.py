@@ -1,0 +1,66 @@
+"""The app factory: `create_app(settings)` wires routers and the lifespan.
+
+The lifespan starts every service concurrently and refuses to serve if one fails;
+on shutdown it lets replies in flight finish (up to the grace period), stores them,
+writes pending progress, and closes services in reverse order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import structlog
+from fastapi import FastAPI
+
+from readerai import __version__
+from readerai.api import health, passages, sessions, web, ws
+from readerai.api.problems import RequestIdMiddleware, install_error_handlers
+from readerai.errors import ServiceStartupError
+from readerai.services import NodeServices
+from readerai.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build a ReaderAI app; nothing starts until the server runs its lifespan."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = NodeServices.build(settings)
+        try:
+            await services.start()
+        except ServiceStartupError as exc:
+            log.error("startup.failed", service=exc.service, error=str(exc.cause))
+            raise
+        app.state.services = services
+        try:
+            app.state.assets = await anyio.to_thread.run_sync(web.load_assets)
+            await services.seed_samples()
+            services.ready = True
+            log.info("startup.ready", engine=services.engine.name, database=_db_kind(settings))
+            yield
+        finally:
+            log.info("shutdown.begin", live_sessions=len(services.hub))
+            await services.close()
+            log.info("shutdown.done")
+
+    app = FastAPI(
+        title="ReaderAI",
+        version=__version__,
+        summary="A real-time AI reading tutor server.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(RequestIdMiddleware)
+    install_error_handlers(app)
+    for router in (health.router, passages.router, sessions.router, ws.router, web.router):
+        app.include_router(router)
+    return app
+
+
+def _db_kind(settings: Settings) -> str:
+    return settings.database_url.split(":", 1)[0]

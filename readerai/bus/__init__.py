@@ -1,0 +1,1 @@
+"""Cross-node routing: the `Bus` interface and its backends, chosen by URL."""

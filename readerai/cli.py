@@ -1,0 +1,103 @@
+"""The `readerai` command: `serve`, `db upgrade`."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+
+from readerai.settings import Settings
+
+app = typer.Typer(help="ReaderAI: a real-time AI reading tutor server.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, exiting 0 after a graceful shutdown on SIGTERM or SIGINT.
+
+    uvicorn re-raises the captured signal once it has shut down, which kills the
+    process before the log writer thread has flushed; a clean exit keeps the logs.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
+
+
+def load_settings(settings_file: Path | None, **overrides: Any) -> Settings:
+    """Settings from the environment, a `.env`-style file, and command-line overrides."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        if settings_file is not None:
+            if not settings_file.is_file():
+                raise typer.BadParameter(f"no settings file at {settings_file}")
+            return Settings(_env_file=settings_file, **given)
+        return Settings(**given)
+    except ValidationError as exc:
+        typer.echo(f"readerai: invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    settings_file: Annotated[
+        Path | None, typer.Option("--settings", help="A .env-style file of READERAI_* settings.")
+    ] = None,
+) -> None:
+    """Serve the API, WebSockets and the student page."""
+    from readerai.app import create_app
+    from readerai.logs import configure_logging
+
+    settings = load_settings(settings_file, host=host, port=port, log_level=log_level)
+    listener = configure_logging(settings.log_level, settings.log_format)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        log_config=None,
+        # The legacy websockets implementation is the one that sends keepalive pings.
+        ws="websockets",
+        ws_max_size=settings.max_frame_bytes,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_timeout,
+        ws_per_message_deflate=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+    )
+    server = GracefulServer(config)
+    try:
+        server.run()
+    finally:
+        listener.stop()
+    if not server.started:
+        sys.exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    settings_file: Annotated[
+        Path | None, typer.Option("--settings", help="A .env-style file of READERAI_* settings.")
+    ] = None,
+) -> None:
+    """Apply database migrations up to the newest."""
+    from readerai.store.migrate import upgrade_database_sync
+
+    settings = load_settings(settings_file)
+    upgrade_database_sync(settings.database_url)
+    typer.echo("database is up to date")
+
+
+def main() -> None:
+    app()

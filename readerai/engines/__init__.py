@@ -1,0 +1,1 @@
+"""Reasoning engines behind one streaming interface (`Engine`)."""

@@ -1,0 +1,352 @@
+"""The wire protocol: every event, client to server and server to client, as a typed model.
+
+A frame is JSON text ``{"type": "EVENT_NAME", "payload": {...}}``. Field names on the
+wire are camelCase (``questionText``, ``turnId``). This module is sans-I/O: it parses
+and serialises, and knows nothing of sockets. ``docs/protocol.md`` is generated from
+it (``python -m readerai.protocol``) and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Any, ClassVar, Literal
+
+import pydantic_core
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from readerai.errors import InvalidJSON, InvalidPayload, TextTooLong, UnknownEventType
+
+PROTOCOL_VERSION = 1
+
+
+class ReplyStatus(enum.StrEnum):
+    """How a tutor reply ended (``in_progress`` only while it streams)."""
+
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class ClientEvent(_Model):
+    """Base of events a client sends; validated strictly (no "3" for 3)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=True
+    )
+
+    TYPE: ClassVar[str]
+
+
+class ServerEvent(_Model):
+    """Base of events the server sends."""
+
+    TYPE: ClassVar[str]
+    #: Ephemeral events may be dropped (oldest first) when a client falls behind.
+    EPHEMERAL: ClassVar[bool] = False
+
+
+# ---------------------------------------------------------------- client -> server
+
+
+class StudentInterruption(ClientEvent):
+    """The student asks a question; cancels any reply in flight (barge-in)."""
+
+    TYPE = "STUDENT_INTERRUPTION"
+    question_text: str = Field(min_length=1, description="The question, plain text.")
+
+
+class ReadingProgress(ClientEvent):
+    """Where the student is reading; the latest position per passage is kept."""
+
+    TYPE = "READING_PROGRESS"
+    passage_id: str = Field(min_length=1, max_length=64, description="Passage being read.")
+    position: int = Field(ge=0, le=10_000_000, description="Character offset or sentence index.")
+
+
+class ResponseCancel(ClientEvent):
+    """Stop the reply in flight; it is stored as ``cancelled`` with the text sent."""
+
+    TYPE = "RESPONSE_CANCEL"
+    turn_id: str | None = Field(None, description="Only cancel if this turn is in flight.")
+
+
+class SessionUpdate(ClientEvent):
+    """Change session settings."""
+
+    TYPE = "SESSION_UPDATE"
+    passage_id: str | None = Field(
+        None, max_length=64, description="Passage the questions are about."
+    )
+
+
+class Ping(ClientEvent):
+    """Application-level liveness check; answered by ``PONG`` with the same id."""
+
+    TYPE = "PING"
+    id: str | None = Field(None, max_length=64, description="Echoed in the PONG.")
+
+
+# ---------------------------------------------------------------- server -> client
+
+
+class MessageView(_Model):
+    """One stored message of the conversation."""
+
+    id: int = Field(description="Store id; increases with time within a session.")
+    turn_id: str = Field(description="Turn the message belongs to.")
+    role: Literal["student", "tutor"]
+    text: str
+    status: ReplyStatus
+    citations: list[int] = Field(default_factory=list, description="Cited sentence indices.")
+    created_at: str = Field(description="ISO 8601, UTC.")
+
+
+class ProgressView(_Model):
+    """The latest reading position in one passage."""
+
+    passage_id: str
+    position: int
+    updated_at: str = Field(description="ISO 8601, UTC.")
+
+
+class InflightView(_Model):
+    """A reply still streaming when the client connected."""
+
+    turn_id: str
+    question_text: str
+    seq: int = Field(description="Last delta sequence number included in ``text``.")
+    text: str = Field(description="The reply so far; later deltas continue from ``seq + 1``.")
+
+
+class SessionRestored(ServerEvent):
+    """First event on every connection: the state to show."""
+
+    TYPE = "SESSION_RESTORED"
+    protocol_version: int = PROTOCOL_VERSION
+    session_id: str
+    passage_id: str | None
+    messages: list[MessageView] = Field(description="The last N messages, oldest first.")
+    progress: list[ProgressView]
+    inflight: InflightView | None = Field(description="A reply still streaming, if any.")
+
+
+class InterruptionAcknowledged(ServerEvent):
+    """The question is stored; its reply will follow under ``turnId``."""
+
+    TYPE = "INTERRUPTION_ACKNOWLEDGED"
+    turn_id: str
+    timestamp: str = Field(description="When the question was stored, ISO 8601 UTC.")
+
+
+class ResponseQueued(ServerEvent):
+    """The engine is busy; the reply waits at ``position`` (1 = next)."""
+
+    TYPE = "RESPONSE_QUEUED"
+    EPHEMERAL = True
+    turn_id: str
+    position: int = Field(ge=1)
+
+
+class ResponseStarted(ServerEvent):
+    """The engine started on this turn."""
+
+    TYPE = "RESPONSE_STARTED"
+    turn_id: str
+
+
+class ResponseDelta(ServerEvent):
+    """A piece of the reply; ``seq`` starts at 1 and has no gaps within a turn."""
+
+    TYPE = "RESPONSE_DELTA"
+    turn_id: str
+    seq: int = Field(ge=1)
+    text: str
+
+
+class ErrorInfo(_Model):
+    """What went wrong, by stable code."""
+
+    code: str
+    message: str
+
+
+class ResponseDone(ServerEvent):
+    """The reply ended; ``text`` is exactly what was stored."""
+
+    TYPE = "RESPONSE_DONE"
+    turn_id: str
+    status: ReplyStatus
+    text: str
+    citations: list[int] = Field(description="Passage sentence indices the answer used.")
+    error: ErrorInfo | None = None
+
+
+class Error(ServerEvent):
+    """A client event was refused; the connection lives on unless it is closed next."""
+
+    TYPE = "ERROR"
+    code: str = Field(description="Stable error code, see errors.py.")
+    message: str
+    turn_id: str | None = None
+
+
+class Pong(ServerEvent):
+    """Answer to ``PING``."""
+
+    TYPE = "PONG"
+    EPHEMERAL = True
+    id: str | None = None
+
+
+CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
+    cls.TYPE: cls
+    for cls in (StudentInterruption, ReadingProgress, ResponseCancel, SessionUpdate, Ping)
+}
+SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
+    SessionRestored,
+    InterruptionAcknowledged,
+    ResponseQueued,
+    ResponseStarted,
+    ResponseDelta,
+    ResponseDone,
+    Error,
+    Pong,
+)
+
+
+def parse_client_event(frame: str | bytes, *, max_question_chars: int) -> ClientEvent:
+    """Parse one text frame into a client event, or raise a ``ProtocolError``."""
+    try:
+        raw: Any = pydantic_core.from_json(frame)
+    except ValueError as exc:
+        raise InvalidJSON("frame is not valid JSON") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raise InvalidPayload('frame must be an object {"type": "...", "payload": {...}}')
+    event_type: str = raw["type"]
+    cls = CLIENT_EVENTS.get(event_type)
+    if cls is None:
+        raise UnknownEventType(f"unknown event type {event_type[:40]!r}")
+    payload = raw.get("payload", {})
+    try:
+        event = cls.model_validate(payload)
+    except ValidationError as exc:
+        raise InvalidPayload(f"{event_type}: {_describe(exc)}") from exc
+    if isinstance(event, StudentInterruption):
+        text = event.question_text.strip()
+        if not text:
+            raise InvalidPayload("STUDENT_INTERRUPTION: questionText is empty")
+        if len(text) > max_question_chars:
+            raise TextTooLong(f"questionText is longer than {max_question_chars} characters")
+        event = StudentInterruption(question_text=text)
+    return event
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "payload"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def encode(event: ServerEvent) -> str:
+    """Serialise a server event to its JSON text frame."""
+    body = {"type": event.TYPE, "payload": event.model_dump(mode="json", by_alias=True)}
+    return pydantic_core.to_json(body).decode()
+
+
+def encode_client(event: ClientEvent) -> str:
+    """Serialise a client event (used by clients and tests written in Python)."""
+    body = {"type": event.TYPE, "payload": event.model_dump(mode="json", by_alias=True)}
+    return pydantic_core.to_json(body).decode()
+
+
+def protocol_markdown() -> str:
+    """docs/protocol.md, generated from the models above."""
+    lines = [
+        "# ReaderAI wire protocol",
+        "",
+        f"Protocol version: **{PROTOCOL_VERSION}**. Generated from `readerai/protocol.py`"
+        " by `python -m readerai.protocol`; do not edit by hand.",
+        "",
+        'Every frame is JSON text `{"type": "EVENT", "payload": {...}}`.',
+        "Connect to `/ws/{sessionId}` (create the session with `POST /api/sessions`).",
+        "To resume a reply after a reconnect, add `?lastSeq=N` (the last `seq` seen of the",
+        "reply in flight): missing deltas are replayed after `SESSION_RESTORED`, with no",
+        "duplicate and no gap. Without it, `SESSION_RESTORED.inflight` carries the text so",
+        "far and live deltas continue from `inflight.seq + 1`.",
+        "",
+        "## Client to server",
+        "",
+    ]
+    for cls in CLIENT_EVENTS.values():
+        lines += _event_section(cls)
+    lines += ["## Server to client", ""]
+    for server_cls in SERVER_EVENTS:
+        lines += _event_section(server_cls)
+    lines += ["## Shared shapes", ""]
+    for shape in (MessageView, ProgressView, InflightView, ErrorInfo):
+        lines += _event_section(shape, heading=shape.__name__)
+    lines += [
+        "## Reply status values",
+        "",
+        *[f"- `{s.value}`" for s in ReplyStatus],
+        "",
+        "## Close codes",
+        "",
+        "| code | meaning |",
+        "| --- | --- |",
+        "| 1000 | normal close |",
+        "| 1008 | the client kept sending over the rate limit |",
+        "| 1009 | a frame was larger than `READERAI_MAX_FRAME_BYTES` |",
+        "| 1011 | internal error |",
+        "| 1012 | the server is restarting; reconnect |",
+        "| 4000 | idle for longer than `READERAI_IDLE_TIMEOUT_SECONDS` |",
+        "| 4008 | the client stopped reading (outbound queue full or send timed out) |",
+        "| 4404 | no such session |",
+        "",
+        "## Error codes",
+        "",
+        "`invalid_json`, `unknown_type`, `invalid_payload`, `text_too_long`, `unsupported`,",
+        "`rate_limited`, `not_found`, `engine_error`, `engine_timeout`, `engine_busy`,",
+        "`store_unavailable`, `internal`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _event_section(cls: type[BaseModel], heading: str | None = None) -> list[str]:
+    title = heading or getattr(cls, "TYPE", cls.__name__)
+    doc = (cls.__doc__ or "").strip()
+    out = [f"### `{title}`", "", doc, ""]
+    if not cls.model_fields:
+        return [*out, "No payload fields.", ""]
+    out += ["| field | type | required | description |", "| --- | --- | --- | --- |"]
+    for name, field in cls.model_fields.items():
+        alias = field.alias or name
+        kind = _type_name(field.annotation)
+        required = "yes" if field.is_required() else "no"
+        out.append(f"| `{alias}` | {kind} | {required} | {field.description or ''} |")
+    return [*out, ""]
+
+
+_QUALIFIER = re.compile(r"(?:[A-Za-z_]\w*\.)+")
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) or str(annotation)
+    return f"`{_QUALIFIER.sub('', text).replace(' | ', ' or ')}`"
+
+
+if __name__ == "__main__":
+    print(protocol_markdown(), end="")  # noqa: T201

@@ -1,0 +1,178 @@
+"""The services of one node, started together and closed in reverse order.
+
+Start-up is concurrent and fail-fast: every service starts at once; if any fails, the
+ones that did start are closed and `ServiceStartupError` names the service and cause.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Protocol
+
+import anyio
+import structlog
+
+from readerai.bus.base import Bus
+from readerai.bus.factory import build_bus
+from readerai.engines.base import Engine
+from readerai.engines.factory import build_engine
+from readerai.engines.limiter import EngineLimiter
+from readerai.errors import Conflict, ServiceStartupError
+from readerai.grounding import split_sentences
+from readerai.metrics import Metrics
+from readerai.samples import load_samples
+from readerai.session.actor import ConnectionLimits, SessionServices
+from readerai.session.catalog import PassageCatalog
+from readerai.session.hub import SessionHub
+from readerai.session.runner import TurnLimits, TurnRunner
+from readerai.settings import Settings
+from readerai.store import Store
+from readerai.store.sql import SqlStore
+from readerai.supervisor import TaskSupervisor
+
+log = structlog.get_logger(__name__)
+
+
+class Service(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class NodeServices:
+    """Everything a node runs, reachable from `app.state.services`."""
+
+    settings: Settings
+    store: Store
+    engine: Engine
+    bus: Bus
+    metrics: Metrics
+    supervisor: TaskSupervisor
+    limiter: EngineLimiter
+    catalog: PassageCatalog
+    hub: SessionHub
+    runner: TurnRunner
+    ready: bool = False
+
+    @classmethod
+    def build(cls, settings: Settings) -> NodeServices:
+        store = SqlStore(settings.database_url, connect_timeout=settings.database_connect_timeout)
+        engine = build_engine(settings)
+        metrics = Metrics()
+        supervisor = TaskSupervisor()
+        limiter = EngineLimiter(settings.engine_concurrency, settings.engine_queue_limit)
+        catalog = PassageCatalog(store)
+        hub = SessionHub(
+            store,
+            supervisor,
+            history_limit=settings.history_limit,
+            progress_interval=settings.progress_flush_seconds,
+        )
+        runner = TurnRunner(
+            store=store,
+            engine=engine,
+            limiter=limiter,
+            catalog=catalog,
+            supervisor=supervisor,
+            metrics=metrics,
+            limits=TurnLimits(
+                engine_timeout=settings.engine_timeout_seconds,
+                max_reply_tokens=settings.max_reply_tokens,
+                context_sentences=settings.context_sentences,
+            ),
+        )
+        metrics.live_sessions.set_function(lambda: len(hub))
+        metrics.engine_waiting.set_function(lambda: limiter.waiting)
+        metrics.engine_active.set_function(lambda: limiter.active)
+        return cls(
+            settings=settings,
+            store=store,
+            engine=engine,
+            bus=build_bus(settings.bus_url),
+            metrics=metrics,
+            supervisor=supervisor,
+            limiter=limiter,
+            catalog=catalog,
+            hub=hub,
+            runner=runner,
+        )
+
+    def _ordered(self) -> list[tuple[str, Service]]:
+        return [("store", self.store), ("engine", self.engine), ("bus", self.bus)]
+
+    async def start(self) -> None:
+        """Start every service concurrently; on any failure close the started ones."""
+        started: list[tuple[str, Service]] = []
+        failures: list[ServiceStartupError] = []
+
+        async def start_one(name: str, service: Service) -> None:
+            try:
+                await service.start()
+            except Exception as exc:  # noqa: BLE001 - reported as ServiceStartupError
+                failures.append(ServiceStartupError(name, exc))
+            else:
+                started.append((name, service))
+
+        async with anyio.create_task_group() as tg:
+            for name, service in self._ordered():
+                tg.start_soon(start_one, name, service)
+        if failures:
+            order = [name for name, _ in self._ordered()]
+            await _close_all(sorted(started, key=lambda s: order.index(s[0])))
+            raise failures[0]
+
+    async def close(self) -> None:
+        """Drain turns, write pending progress, then close services in reverse order."""
+        self.ready = False
+        await self.supervisor.drain(self.settings.shutdown_grace_seconds)
+        await self.hub.flush_all()
+        await self.supervisor.drain(5.0)  # the final progress writes
+        await _close_all(self._ordered())
+
+    async def seed_samples(self) -> None:
+        """Add the bundled sample passages that the store does not have yet."""
+        samples = await anyio.to_thread.run_sync(load_samples)
+        existing = {p.id for p in await self.store.list_passages()}
+        for sample in samples:
+            if sample.id in existing:
+                continue
+            with contextlib.suppress(Conflict):  # another node seeded it at the same moment
+                await self.store.add_passage(
+                    passage_id=sample.id,
+                    title=sample.title,
+                    text=sample.text,
+                    level=sample.level,
+                    sentences=split_sentences(sample.text),
+                )
+
+    def session_services(self) -> SessionServices:
+        return SessionServices(
+            hub=self.hub,
+            runner=self.runner,
+            catalog=self.catalog,
+            store=self.store,
+            metrics=self.metrics,
+        )
+
+    def connection_limits(self) -> ConnectionLimits:
+        s = self.settings
+        return ConnectionLimits(
+            outbound_queue_size=s.outbound_queue_size,
+            send_timeout=s.send_timeout_seconds,
+            rate_per_second=s.rate_limit_per_second,
+            rate_burst=s.rate_limit_burst,
+            rate_strikes=s.rate_limit_strikes,
+            idle_timeout=s.idle_timeout_seconds,
+            max_question_chars=s.max_question_chars,
+        )
+
+
+async def _close_all(services: list[tuple[str, Service]]) -> None:
+    for name, service in reversed(services):
+        try:
+            with anyio.fail_after(10):
+                await service.close()
+        except Exception as exc:  # noqa: BLE001 - one failed close must not skip the rest
+            log.error("service.close_failed", service=name, error=repr(exc))

@@ -1,0 +1,277 @@
+"""The connection actor: one per WebSocket, after the upgrade was accepted.
+
+Its reader and writer run as siblings in one task group; whichever ends first
+cancels the other (the client left, it broke a limit, or it stopped reading). The
+reply in flight does not belong to the connection: it lives on in the session.
+
+- Reader: receives frames, validates them into events, answers bad input with
+  `ERROR` (the connection lives on), and dispatches. Questions and cancels await only
+  short store writes; the reply itself runs elsewhere.
+- Writer: the only task that sends. It drains a bounded `OutboundQueue`; a client
+  that stops reading fills it, or makes one send outlast `send_timeout`, and is
+  closed with 4008, so memory per connection stays bounded.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import anyio
+import structlog
+
+from readerai.errors import (
+    CloseCode,
+    NotFound,
+    ProtocolError,
+    RateLimited,
+    ReaderAIError,
+    SlowConsumer,
+    Unsupported,
+    close_code_for,
+)
+from readerai.metrics import Metrics
+from readerai.protocol import (
+    ClientEvent,
+    Error,
+    Ping,
+    Pong,
+    ReadingProgress,
+    ResponseCancel,
+    ResponseDelta,
+    ServerEvent,
+    SessionUpdate,
+    StudentInterruption,
+    encode,
+    parse_client_event,
+)
+from readerai.session.catalog import PassageCatalog
+from readerai.session.hub import SessionHub
+from readerai.session.live import LiveSession
+from readerai.session.outbound import OutboundQueue
+from readerai.session.ratelimit import TokenBucket
+from readerai.session.runner import TurnRunner
+from readerai.store import Store
+
+log = structlog.get_logger(__name__)
+
+CLOSE_DEADLINE = 5.0
+
+
+class ClientGone(Exception):
+    """The transport found the peer gone while sending."""
+
+
+class Transport(Protocol):
+    """The socket, as the actor needs it (the API layer adapts Starlette's)."""
+
+    async def receive(self) -> str | bytes | None:
+        """The next frame, or None once the client has gone."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class ConnectionState(enum.Enum):
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """Per-connection limits, from settings."""
+
+    outbound_queue_size: int
+    send_timeout: float
+    rate_per_second: float
+    rate_burst: int
+    rate_strikes: int
+    idle_timeout: float
+    max_question_chars: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionServices:
+    """What an actor uses, shared by all connections of the node."""
+
+    hub: SessionHub
+    runner: TurnRunner
+    catalog: PassageCatalog
+    store: Store
+    metrics: Metrics
+
+
+class ConnectionActor:
+    """Serves one accepted WebSocket for one session."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        session_id: str,
+        services: SessionServices,
+        limits: ConnectionLimits,
+    ) -> None:
+        self.session_id = session_id
+        self.state = ConnectionState.OPEN
+        self.queue = OutboundQueue(limits.outbound_queue_size)
+        self._transport = transport
+        self._services = services
+        self._limits = limits
+        self._bucket = TokenBucket(limits.rate_per_second, limits.rate_burst)
+        self._strikes = 0
+        self._close: tuple[int, str] | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._log = log.bind(session_id=session_id)
+
+    # -- Subscriber: called by the live session, never awaits ---------------------
+
+    def deliver(self, event: ServerEvent) -> None:
+        try:
+            self.queue.put(event)
+        except SlowConsumer as exc:
+            self._end(close_code_for(exc), exc.message)
+
+    def purge_turn(self, turn_id: str) -> None:
+        self.queue.purge_turn(turn_id)
+
+    # -- lifetime -----------------------------------------------------------------
+
+    async def run(self, last_seq: int | None) -> None:
+        """Serve until the client leaves or is closed; returns after the close."""
+        metrics = self._services.metrics
+        metrics.connections.inc()
+        try:
+            try:
+                live = await self._services.hub.attach(self.session_id, self, last_seq)
+            except NotFound as exc:
+                self._close = (CloseCode.SESSION_NOT_FOUND, exc.message)
+                return
+            try:
+                async with anyio.create_task_group() as tg:
+                    self._scope = tg.cancel_scope
+                    tg.start_soon(self._first_to_end, self._reader, live)
+                    tg.start_soon(self._first_to_end, self._writer, live)
+            finally:
+                self._services.hub.detach(live, self)
+        finally:
+            metrics.connections.dec()
+            await self._close_transport()
+
+    async def _first_to_end(
+        self, task: Callable[[LiveSession], Awaitable[None]], live: LiveSession
+    ) -> None:
+        try:
+            await task(live)
+        finally:
+            if self._scope is not None:
+                self._scope.cancel()
+
+    def _end(self, code: int, reason: str) -> None:
+        """Close the connection with `code` (the first reason given wins)."""
+        if self._close is None:
+            self._close = (code, reason)
+            self._log.info("connection.closing", code=code, reason=reason)
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def _close_transport(self) -> None:
+        if self._close is None or self.state is ConnectionState.CLOSED:
+            self.state = ConnectionState.CLOSED
+            return
+        self.state = ConnectionState.CLOSING
+        code, reason = self._close
+        with anyio.move_on_after(CLOSE_DEADLINE, shield=True):
+            try:
+                await self._transport.close(code, reason[:120])
+            except Exception as exc:  # noqa: BLE001 - the peer may already be gone
+                self._log.debug("connection.close_failed", error=repr(exc))
+        self.state = ConnectionState.CLOSED
+
+    # -- writer -------------------------------------------------------------------
+
+    async def _writer(self, live: LiveSession) -> None:
+        while True:
+            event = await self.queue.get()
+            if isinstance(event, ResponseDelta) and not live.delta_sent(event.turn_id, event.seq):
+                continue
+            with anyio.move_on_after(self._limits.send_timeout) as scope:
+                try:
+                    await self._transport.send_text(encode(event))
+                except ClientGone:
+                    return
+            if scope.cancelled_caught:
+                exc = SlowConsumer(f"a send took over {self._limits.send_timeout}s")
+                self._end(close_code_for(exc), exc.message)
+                return
+
+    # -- reader -------------------------------------------------------------------
+
+    async def _reader(self, live: LiveSession) -> None:
+        while True:
+            with anyio.move_on_after(self._limits.idle_timeout) as idle:
+                frame = await self._transport.receive()
+            if idle.cancelled_caught:
+                self._end(CloseCode.IDLE_TIMEOUT, "idle timeout")
+                return
+            if frame is None:
+                return
+            received_at = time.perf_counter()
+            if not self._admit():
+                return
+            try:
+                if isinstance(frame, bytes):
+                    raise Unsupported("binary frames carry audio; voice input is not enabled")
+                event = parse_client_event(
+                    frame, max_question_chars=self._limits.max_question_chars
+                )
+                await self._dispatch(live, event, received_at)
+            except ReaderAIError as exc:
+                self._refuse(exc)
+
+    def _admit(self) -> bool:
+        """Apply the rate limit; False when the connection must close."""
+        if self._bucket.take():
+            return True
+        self._strikes += 1
+        exc = RateLimited("too many messages; slow down")
+        if self._strikes > self._limits.rate_strikes:
+            self._end(close_code_for(exc), "rate limit exceeded")
+            return False
+        self._refuse(exc)
+        return True
+
+    def _refuse(self, exc: ReaderAIError) -> None:
+        level = "info" if isinstance(exc, ProtocolError | RateLimited) else "warning"
+        self._log.log(_LEVELS[level], "client.refused", code=exc.code)
+        self._services.metrics.errors.labels(code=exc.code).inc()
+        self.deliver(Error(code=exc.code, message=exc.message))
+
+    async def _dispatch(self, live: LiveSession, event: ClientEvent, received_at: float) -> None:
+        services = self._services
+        if isinstance(event, StudentInterruption):
+            await services.runner.ask(live, event.question_text, received_at)
+        elif isinstance(event, ResponseCancel):
+            await services.runner.cancel(live, event.turn_id)
+        elif isinstance(event, ReadingProgress):
+            await self._require_passage(event.passage_id)
+            live.progress.update(event.passage_id, event.position)
+        elif isinstance(event, SessionUpdate):
+            if "passage_id" in event.model_fields_set:  # absent means "unchanged"
+                if event.passage_id is not None:
+                    await self._require_passage(event.passage_id)
+                await services.store.set_session_passage(live.id, event.passage_id)
+                live.passage_id = event.passage_id
+        elif isinstance(event, Ping):
+            self.deliver(Pong(id=event.id))
+
+    async def _require_passage(self, passage_id: str) -> None:
+        if await self._services.catalog.get(passage_id) is None:
+            raise NotFound(f"no passage {passage_id!r}")
+
+
+_LEVELS = {"info": 20, "warning": 30}

@@ -1,0 +1,24 @@
+"""A token bucket: `rate` messages per second on average, `burst` at once."""
+
+from __future__ import annotations
+
+import time
+
+
+class TokenBucket:
+    """Counts a client's messages; `take()` is False when it is over the limit."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False

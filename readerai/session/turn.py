@@ -1,0 +1,81 @@
+"""One turn: the student's question and the tutor's reply as it streams.
+
+A pure state machine (no I/O). States: `in_progress` → exactly one of `completed`,
+`cancelled`, `failed`, `interrupted`; any other transition raises. The reply is kept
+as numbered deltas (seq 1, 2, ...) so a client can resume from the last one it saw,
+and `sent_seq` records how far any client actually received it: a cancelled reply is
+stored as what was sent, not what was generated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from readerai.errors import ReaderAIError
+from readerai.protocol import InflightView, ReplyStatus, ResponseDelta
+
+
+class IllegalTransition(RuntimeError):
+    """A turn was asked to end twice or to grow after it ended."""
+
+
+@dataclass(eq=False)
+class Turn:
+    """A question and its reply in flight."""
+
+    id: str
+    question: str
+    deltas: list[str] = field(default_factory=list)
+    status: ReplyStatus = ReplyStatus.IN_PROGRESS
+    sent_seq: int = 0
+    cancel_requested: bool = False
+    error: ReaderAIError | None = None
+    citations: list[int] = field(default_factory=list)
+    task: asyncio.Task[Any] | None = None
+
+    @property
+    def seq(self) -> int:
+        """Sequence number of the last delta (0 before the first)."""
+        return len(self.deltas)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.deltas)
+
+    def append(self, text: str) -> ResponseDelta:
+        """Record the next delta of the reply and return its wire event."""
+        if self.status is not ReplyStatus.IN_PROGRESS or self.cancel_requested:
+            raise IllegalTransition(f"turn {self.id} is {self.status}; it cannot grow")
+        self.deltas.append(text)
+        return ResponseDelta(turn_id=self.id, seq=len(self.deltas), text=text)
+
+    def mark_sent(self, seq: int) -> None:
+        """A client was written delta `seq`."""
+        self.sent_seq = max(self.sent_seq, seq)
+
+    def deltas_after(self, seq: int) -> list[ResponseDelta]:
+        """Deltas after `seq`, for a client resuming the stream."""
+        start = max(seq, 0)
+        return [
+            ResponseDelta(turn_id=self.id, seq=i, text=t)
+            for i, t in enumerate(self.deltas[start:], start=start + 1)
+        ]
+
+    def finish(self, status: ReplyStatus) -> str:
+        """End the turn and return the reply text to store for that ending."""
+        if self.status is not ReplyStatus.IN_PROGRESS:
+            raise IllegalTransition(f"turn {self.id} already ended as {self.status}")
+        if status is ReplyStatus.IN_PROGRESS:
+            raise IllegalTransition("a turn cannot finish as in_progress")
+        self.status = status
+        if status is ReplyStatus.CANCELLED:
+            # The student saw only what was written to them before the cancel.
+            return "".join(self.deltas[: self.sent_seq])
+        return self.text
+
+    def inflight(self) -> InflightView:
+        return InflightView(
+            turn_id=self.id, question_text=self.question, seq=self.seq, text=self.text
+        )

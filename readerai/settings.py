@@ -1,0 +1,157 @@
+"""ReaderAI settings: one pydantic-settings model, read from `READERAI_*` and `.env`.
+
+Only the app factory and the CLI build a `Settings`; everything else receives the
+values it needs. The README's settings table is generated from this class
+(`python -m readerai.settings`), so every field carries its description.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EngineName = Literal["local", "openai", "extractive"]
+
+
+class Settings(BaseSettings):
+    """Every knob of a ReaderAI node, with its default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="READERAI_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # --- server ---
+    host: str = Field("127.0.0.1", description="Address `readerai serve` binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `readerai serve` listens on.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level of log event written."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="`json` lines, `console` for people, `auto` picks by terminal."
+    )
+    environment: Literal["development", "production"] = Field(
+        "development", description="`production` refuses development defaults."
+    )
+    shutdown_grace_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="On SIGTERM, how long replies in flight may run on before they are "
+        "stopped and stored as they are.",
+    )
+
+    # --- store ---
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./data/readerai.db",
+        description="SQLAlchemy async URL: `sqlite+aiosqlite:///PATH` or "
+        "`postgresql+asyncpg://USER@HOST/DB`.",
+    )
+    database_connect_timeout: float = Field(
+        5.0, gt=0, description="Seconds to wait for the database at start-up and per connect."
+    )
+    history_limit: int = Field(
+        30, ge=1, le=500, description="Messages sent in `SESSION_RESTORED` and by default in REST."
+    )
+    progress_flush_seconds: float = Field(
+        1.0, gt=0, description="`READING_PROGRESS` is coalesced and written at most this often."
+    )
+
+    # --- bus ---
+    bus_url: str = Field("memory://", description="Cross-node bus: `memory://` (one process).")
+
+    # --- engine ---
+    engine: EngineName = Field(
+        "local",
+        description="`local` (SmolLM2 via llama-cpp-python), `openai` (any OpenAI-compatible "
+        "server) or `extractive` (quotes the passage, no model).",
+    )
+    engine_concurrency: int = Field(
+        2, ge=1, le=1024, description="Engine calls running at once on this node; others queue."
+    )
+    engine_queue_limit: int = Field(
+        200, ge=0, description="Questions waiting for the engine before new ones are refused."
+    )
+    engine_timeout_seconds: float = Field(
+        60.0, gt=0, description="Longest a whole reply may take before it fails."
+    )
+    max_reply_tokens: int = Field(160, ge=1, le=4096, description="Most tokens in one reply.")
+    context_sentences: int = Field(
+        8, ge=1, le=200, description="Most passage sentences put in the prompt of one question."
+    )
+    local_model_path: Path | None = Field(
+        None, description="GGUF file for `local`; default: the bundled SmolLM2-135M-Instruct."
+    )
+    local_threads: int = Field(2, ge=1, le=64, description="CPU threads per local generation.")
+    local_context_tokens: int = Field(2048, ge=256, description="Context window of `local`.")
+    openai_base_url: str = Field(
+        "http://127.0.0.1:8080/v1", description="Base URL of the OpenAI-compatible server."
+    )
+    openai_api_key: SecretStr = Field(
+        SecretStr("not-needed"), description="API key sent to the OpenAI-compatible server."
+    )
+    openai_model: str = Field("gpt-4o-mini", description="Model name asked of that server.")
+    openai_timeout_seconds: float = Field(
+        30.0, gt=0, description="Connect/read timeout of one request to that server."
+    )
+    extractive_token_delay: float = Field(
+        0.02, ge=0, description="`extractive` engine: seconds between streamed words."
+    )
+
+    # --- connections ---
+    max_frame_bytes: int = Field(
+        65536, ge=1024, description="Largest WebSocket frame; larger ones close with 1009."
+    )
+    max_question_chars: int = Field(
+        2000, ge=1, description="Longest `questionText`; longer gets `ERROR text_too_long`."
+    )
+    outbound_queue_size: int = Field(
+        512, ge=8, description="Events waiting to be written to one client."
+    )
+    send_timeout_seconds: float = Field(
+        10.0, gt=0, description="A client that accepts no data for this long is closed (4008)."
+    )
+    rate_limit_per_second: float = Field(
+        30.0, gt=0, description="Sustained client messages per second per connection."
+    )
+    rate_limit_burst: int = Field(60, ge=1, description="Messages a client may send in a burst.")
+    rate_limit_strikes: int = Field(
+        20, ge=1, description="Messages over the limit before the connection is closed (1008)."
+    )
+    ws_ping_interval: float = Field(
+        20.0, gt=0, description="Seconds between WebSocket pings to each client."
+    )
+    ws_ping_timeout: float = Field(
+        20.0, gt=0, description="A client that does not answer a ping in this time is dropped."
+    )
+    idle_timeout_seconds: float = Field(
+        600.0, gt=0, description="A connection that sends nothing for this long is closed."
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed to open WebSockets; empty allows same host only.",
+    )
+
+    @model_validator(mode="after")
+    def _refuse_dev_defaults_in_production(self) -> Settings:
+        if self.environment == "production" and self.database_url.startswith("sqlite"):
+            # A production node on a local SQLite file loses history with the node.
+            raise ValueError("production needs a PostgreSQL READERAI_DATABASE_URL")
+        return self
+
+
+def settings_table() -> str:
+    """The README's settings table, one row per field."""
+    rows = ["| variable | default | description |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value()
+        shown = "" if default is None else str(default)
+        rows.append(f"| `READERAI_{name.upper()}` | `{shown}` | {field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())  # noqa: T201

@@ -1,0 +1,519 @@
+// ReaderAI student page: pick a story, read it, ask the tutor, watch answers stream in.
+// Wire protocol: docs/protocol.md (generated from readerai/protocol.py).
+// All server text is put in the page with textContent, never as HTML.
+
+const PROGRESS_INTERVAL_MS = 250; // READING_PROGRESS at most ~4 per second
+const BACKOFF_MIN_MS = 500, BACKOFF_MAX_MS = 30_000;
+const CONNECT_TIMEOUT_MS = 10_000; // no SESSION_RESTORED by then: treat the socket as dead
+const PONG_TIMEOUT_MS = 5_000;
+const STATUS_NOTES = { cancelled: "Stopped", interrupted: "Cut short", failed: "The tutor could not answer" };
+const CONNECTION_LABELS = { connecting: "Connecting…", online: "Online", reconnecting: "Reconnecting…", offline: "Offline" };
+const CLOSE_NOTES = { 1008: "Too many messages at once – slowing down.", 1009: "That message was too big to send." };
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  list: $("passage-list"), title: $("passage-title"), level: $("passage-level"), passage: $("passage"),
+  conversation: $("conversation"), queue: $("queue"), form: $("ask-form"), question: $("question"),
+  ask: $("ask"), stop: $("stop"), connection: $("connection"), connectionText: $("connection-text"),
+  toasts: $("toasts"),
+};
+
+const state = {
+  passage: null, // {id, title, level, text, sentences} being shown
+  sessionId: null,
+  socket: null, // the one live socket; events from older sockets are ignored
+  online: false, // true between SESSION_RESTORED and the socket closing
+  attempts: 0, // failed connects since the last SESSION_RESTORED; drives the backoff
+  timers: { retry: 0, connect: 0, pong: 0, progress: 0 },
+  idle: false, // the server closed us for idleness: reconnect on the next interaction
+  restored: false, // the server's saved position was applied to this passage view
+  position: null, // index of the sentence the student is at
+  sentPosition: null, // last position the server has, so unchanged ones are not resent
+  lastProgressAt: 0,
+  ignoreScrollUntil: 0,
+  pending: [], // questions sent and not yet acknowledged, oldest first: {text, bubble}
+  turns: new Map(), // turnId -> {seq, bubble, textEl}: replies still streaming
+  activeTurn: null, // turnId of the newest question's reply, while it is not done
+};
+
+// ---- small DOM helpers
+function el(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  return node.append(...children), node;
+}
+
+function toast(message) {
+  ui.toasts.append(el("p", { className: "toast", textContent: message }));
+  while (ui.toasts.childElementCount > 3) ui.toasts.firstElementChild.remove();
+  setTimeout(() => ui.toasts.firstElementChild?.remove(), 6000);
+}
+
+// localStorage can throw (private mode, storage disabled); the page must still work.
+const store = {
+  key: (passageId) => `readerai.session.${passageId}`,
+  get(passageId) { try { return localStorage.getItem(this.key(passageId)); } catch { return null; } },
+  set(passageId, id) { try { localStorage.setItem(this.key(passageId), id); } catch { /* session only */ } },
+  forget(passageId) { try { localStorage.removeItem(this.key(passageId)); } catch { /* nothing kept */ } },
+};
+
+// ---- REST
+async function api(path, init = {}) {
+  const headers = { Accept: "application/json", ...(init.body ? { "Content-Type": "application/json" } : {}) };
+  const response = await fetch(path, { ...init, headers });
+  const body = await response.json().catch(() => null);
+  if (response.ok) return body;
+  // The request id lets an operator find this failure in the server logs.
+  if (body?.error?.requestId) console.warn("ReaderAI request failed", path, body.error);
+  throw new Error(body?.error?.message ?? `${response.status} ${response.statusText}`);
+}
+
+async function loadLibrary() {
+  try {
+    renderLibrary(await api("api/passages"));
+    openPassage(storyFromUrl());
+  } catch (error) {
+    ui.list.replaceChildren(el("li", { className: "muted", textContent: `Could not load stories: ${error.message}` }));
+  }
+}
+
+function renderLibrary(passages) {
+  ui.list.replaceChildren(...passages.map((p) => {
+    const link = el("a", { className: "passage-link", href: `?story=${encodeURIComponent(p.id)}` },
+      el("span", { className: "passage-name", textContent: p.title }),
+      el("span", { className: "passage-meta", textContent: meta(p.level, `${p.sentenceCount} sentences`) }));
+    link.dataset.id = p.id;
+    return el("li", {}, link);
+  }));
+}
+
+const meta = (...parts) => parts.filter(Boolean).join(" · "); // level may be null
+
+// The story is in the query (?story=id), so reload and Back work and #fragments stay free.
+const storyFromUrl = () => new URLSearchParams(location.search).get("story") ?? "";
+
+function onLibraryClick(event) {
+  const link = event.target.closest("a[data-id]");
+  if (!link || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  event.preventDefault(); // no page load: the socket and the scroll position survive
+  history.pushState(null, "", link.href);
+  openPassage(link.dataset.id);
+}
+
+// ---- opening a passage
+async function openPassage(id) {
+  if (!id || id === state.passage?.id) return;
+  let passage;
+  try {
+    passage = await api(`api/passages/${encodeURIComponent(id)}`);
+  } catch (error) {
+    return toast(`Could not open that story: ${error.message}`);
+  }
+  if (storyFromUrl() !== id || id === state.passage?.id) return; // picked another meanwhile
+  disconnect();
+  Object.assign(state, { passage, position: null, sentPosition: null, restored: false });
+  for (const link of ui.list.querySelectorAll("a")) {
+    link.toggleAttribute("aria-current", link.dataset.id === id);
+  }
+  renderPassage(passage);
+  renderConversation([], null);
+  startSession();
+}
+
+function renderPassage(passage) {
+  ui.title.textContent = passage.title;
+  ui.level.textContent = passage.level ?? "";
+  ui.level.hidden = !passage.level;
+  document.title = `${passage.title} – ReaderAI`;
+  const paragraphs = [el("p")];
+  let cursor = 0;
+  passage.sentences.forEach((sentence, index) => {
+    // The API gives sentences without paragraph marks: a blank line in `text` between
+    // two sentences starts a new paragraph. Sentences not found verbatim stay in place.
+    const at = passage.text.indexOf(sentence, cursor);
+    const gap = at > cursor ? passage.text.slice(cursor, at) : "";
+    if (index > 0 && /\n\s*\n/.test(gap)) paragraphs.push(el("p"));
+    if (at >= 0) cursor = at + sentence.length;
+    const span = el("span", { className: "sentence", textContent: sentence, tabIndex: index ? -1 : 0 });
+    span.dataset.index = String(index);
+    paragraphs.at(-1).append(span, " ");
+  });
+  ui.passage.replaceChildren(...paragraphs);
+  ui.passage.scrollTop = 0;
+}
+
+// Entry point of every (re)connect; a socket already open or opening wins over a second call.
+async function startSession() {
+  const passageId = state.passage?.id;
+  if (!passageId || state.socket) return;
+  let id = store.get(passageId);
+  if (!id) {
+    setConnection(state.attempts ? "reconnecting" : "connecting");
+    try {
+      id = (await api("api/sessions", { method: "POST", body: JSON.stringify({ passageId }) })).id;
+    } catch (error) {
+      toast(`Could not start a session: ${error.message}`);
+      return scheduleReconnect();
+    }
+    if (state.passage?.id !== passageId || state.socket) return;
+    store.set(passageId, id);
+  }
+  state.sessionId = id;
+  connect();
+}
+
+// ---- the socket
+function connect() {
+  clearTimeout(state.timers.retry);
+  const url = new URL(`ws/${encodeURIComponent(state.sessionId)}`, location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  // Resume the reply in flight after the last delta we showed: no gap, no duplicate.
+  const live = state.turns.get(state.activeTurn);
+  if (live?.seq > 0) url.searchParams.set("lastSeq", String(live.seq));
+  setConnection(state.attempts ? "reconnecting" : "connecting");
+  const socket = new WebSocket(url);
+  state.socket = socket;
+  socket.addEventListener("message", (event) => state.socket === socket && onFrame(event.data));
+  socket.addEventListener("close", (event) => state.socket === socket && onClose(event));
+  const giveUp = () => state.socket === socket && !state.online && socket.close();
+  state.timers.connect = setTimeout(giveUp, CONNECT_TIMEOUT_MS);
+}
+
+function disconnect() {
+  flushProgress();
+  Object.values(state.timers).forEach(clearTimeout);
+  state.timers = { retry: 0, connect: 0, pong: 0, progress: 0 };
+  const socket = state.socket;
+  state.socket = null; // first, so this close is not taken for a dropped connection
+  socket?.close(1000, "story changed");
+  Object.assign(state, { sessionId: null, attempts: 0, idle: false, activeTurn: null, pending: [] });
+  state.turns.clear();
+  setConnection("offline");
+}
+
+function send(type, payload = {}) {
+  if (state.socket?.readyState !== WebSocket.OPEN) return false;
+  state.socket.send(JSON.stringify({ type, payload }));
+  return true;
+}
+
+function onClose(event) {
+  state.socket = null;
+  clearTimeout(state.timers.connect);
+  clearTimeout(state.timers.pong);
+  setConnection("offline");
+  givePendingBack();
+  const code = event.code;
+  if (CLOSE_NOTES[code]) toast(CLOSE_NOTES[code]);
+  if (code === 4000) { // idle: stay closed until the student is back, so an abandoned tab costs nothing
+    state.idle = true;
+    return setConnection("offline", "Paused – tap to continue");
+  }
+  if (code === 4404) store.forget(state.passage.id); // session unknown (e.g. a fresh database): start anew
+  if (code === 1008) state.attempts += 2; // rate limited: back off harder
+  if (code === 1012) state.attempts = 0; // server restarting: come back soon, not after a long backoff
+  scheduleReconnect();
+}
+
+function scheduleReconnect() {
+  if (!state.passage) return;
+  if (!navigator.onLine) return setConnection("offline", "Offline – waiting for the network");
+  // Exponential backoff with jitter, so a restarted server is not hit by every tab at once.
+  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** state.attempts);
+  const delay = ceiling * (0.5 + Math.random() / 2);
+  state.attempts += 1;
+  setConnection("reconnecting");
+  clearTimeout(state.timers.retry);
+  state.timers.retry = setTimeout(startSession, delay);
+}
+
+function reconnectNow() {
+  if (!state.passage || state.socket) return;
+  state.idle = false;
+  state.attempts = 0;
+  clearTimeout(state.timers.retry);
+  startSession();
+}
+
+// After sleep or a network change a socket can look open while it is dead: probe it.
+function checkAlive() {
+  if (!state.online || !send("PING", { id: String(Date.now()) })) return;
+  const socket = state.socket;
+  clearTimeout(state.timers.pong);
+  state.timers.pong = setTimeout(() => state.socket === socket && socket.close(), PONG_TIMEOUT_MS);
+}
+
+function setConnection(kind, label = CONNECTION_LABELS[kind]) {
+  state.online = kind === "online";
+  ui.connection.dataset.state = kind;
+  ui.connectionText.textContent = label;
+  updateControls();
+}
+
+// ---- server events
+const handlers = {
+  SESSION_RESTORED: onRestored,
+  INTERRUPTION_ACKNOWLEDGED: onAcknowledged,
+  RESPONSE_QUEUED: ({ turnId, position }) => turnId === state.activeTurn && showQueue(position),
+  RESPONSE_STARTED: ({ turnId }) => turnId === state.activeTurn && showQueue(null),
+  RESPONSE_DELTA: onDelta,
+  RESPONSE_DONE: onDone,
+  ERROR: onError,
+  PONG: () => clearTimeout(state.timers.pong),
+};
+
+function onFrame(data) {
+  if (typeof data !== "string") return; // binary frames carry reply audio; this page shows text
+  let event;
+  try { event = JSON.parse(data); } catch { return; }
+  handlers[event?.type]?.(event.payload ?? {});
+}
+
+function onRestored({ passageId, messages = [], progress = [], inflight = null }) {
+  clearTimeout(state.timers.connect);
+  state.attempts = 0;
+  setConnection("online");
+  if (passageId !== state.passage.id) send("SESSION_UPDATE", { passageId: state.passage.id });
+  renderConversation(messages, inflight);
+  restorePosition(progress);
+}
+
+function onAcknowledged({ turnId }) {
+  state.pending.shift()?.bubble.classList.remove("sending");
+  followTurn(turnId, "", 0).classList.add("waiting");
+  updateControls();
+}
+
+// Show a reply that is still streaming, and make it the one Stop and resume refer to.
+function followTurn(turnId, text, seq) {
+  const bubble = addBubble("tutor", text);
+  bubble.setAttribute("aria-busy", "true"); // screen readers read the answer once, when whole
+  state.turns.set(turnId, { seq, bubble, textEl: bubble.querySelector(".msg-text") });
+  state.activeTurn = turnId;
+  return bubble;
+}
+
+function onDelta({ turnId, seq, text }) {
+  const turn = state.turns.get(turnId);
+  if (!turn || seq <= turn.seq) return; // replayed after a resume, or a reply already done
+  const follow = atBottom();
+  turn.seq = seq;
+  turn.textEl.append(text);
+  turn.bubble.classList.remove("waiting");
+  if (turnId === state.activeTurn) showQueue(null);
+  if (follow) followConversation();
+}
+
+function onDone({ turnId, status, text, citations = [], error = null }) {
+  const turn = state.turns.get(turnId);
+  if (!turn) return;
+  state.turns.delete(turnId);
+  turn.textEl.textContent = text; // the stored text wins: a cancel may cut what we showed
+  finishBubble(turn.bubble, status, citations, error);
+  if (turnId === state.activeTurn) {
+    state.activeTurn = null;
+    showQueue(null);
+    highlight(citations);
+  }
+  updateControls();
+}
+
+function onError({ code, message, turnId }) {
+  // A refused question never gets a turn: give its text back instead of leaving it hanging.
+  if (!turnId && (code === "text_too_long" || code === "invalid_payload") && state.pending.length) {
+    const question = state.pending.shift();
+    question.bubble.remove();
+    if (!ui.question.value) ui.question.value = question.text;
+  }
+  toast(message || code);
+}
+
+// ---- conversation
+function addBubble(role, text, ...classes) {
+  const who = role === "student" ? "You" : "Tutor";
+  const bubble = el("li", { className: ["msg", role, ...classes].join(" ") },
+    el("span", { className: "msg-who", textContent: `${who}: ` }),
+    el("p", { className: "msg-text", textContent: text }));
+  const follow = atBottom();
+  ui.conversation.append(bubble);
+  if (follow) followConversation();
+  return bubble;
+}
+
+// Keep the newest text in view, unless the student scrolled up to read older answers.
+// Only the conversation box scrolls: moving the window would pull the story away.
+function atBottom() {
+  const box = ui.conversation;
+  return box.scrollHeight - box.scrollTop - box.clientHeight < 48;
+}
+
+const followConversation = () => { ui.conversation.scrollTop = ui.conversation.scrollHeight; };
+
+function finishBubble(bubble, status, citations, error) {
+  bubble.classList.remove("waiting");
+  bubble.setAttribute("aria-busy", "false");
+  const note = STATUS_NOTES[status];
+  const detail = error?.message ? `${note}: ${error.message}` : note;
+  if (note) bubble.append(el("p", { className: "msg-note", textContent: detail }));
+  if (citations.length) {
+    const button = el("button", { type: "button", className: "link", textContent: "Show in the story" });
+    button.addEventListener("click", () => highlight(citations, { scroll: true }));
+    bubble.append(button);
+  }
+}
+
+function renderConversation(messages, inflight) {
+  ui.conversation.replaceChildren();
+  for (const message of messages) {
+    const bubble = addBubble(message.role, message.text);
+    if (message.role === "tutor") finishBubble(bubble, message.status, message.citations ?? []);
+  }
+  const known = inflight && state.turns.get(inflight.turnId);
+  state.turns.clear();
+  state.activeTurn = null;
+  if (inflight) {
+    const asked = messages.some((m) => m.role === "student" && m.turnId === inflight.turnId);
+    if (!asked) addBubble("student", inflight.questionText);
+    // Keep what we already showed if it is as far along; otherwise take the server's text.
+    const ours = known && known.seq >= inflight.seq;
+    if (ours) followTurn(inflight.turnId, known.textEl.textContent, known.seq);
+    else followTurn(inflight.turnId, inflight.text, inflight.seq);
+  }
+  showQueue(null);
+  followConversation();
+  updateControls();
+}
+
+function showQueue(position) {
+  ui.queue.hidden = position == null;
+  ui.queue.textContent = position == null ? "" : `Waiting for the tutor, position ${position}`;
+}
+
+function givePendingBack() {
+  // Unacknowledged questions may never have reached the server: keep the first one's text.
+  if (state.pending.length && !ui.question.value) ui.question.value = state.pending[0].text;
+  for (const question of state.pending) question.bubble.remove();
+  state.pending = [];
+}
+
+function updateControls() {
+  ui.ask.disabled = !state.online;
+  ui.stop.disabled = !(state.online && state.activeTurn);
+}
+
+function ask(event) {
+  event.preventDefault();
+  const text = ui.question.value.trim();
+  // Asking while a reply streams is allowed on purpose: the server cancels it (barge-in).
+  if (!text || !state.online || !send("STUDENT_INTERRUPTION", { questionText: text })) return;
+  highlight([]);
+  state.pending.push({ text, bubble: addBubble("student", text, "sending") });
+  ui.question.value = "";
+}
+
+function stop() {
+  if (state.activeTurn) send("RESPONSE_CANCEL", { turnId: state.activeTurn });
+}
+
+// ---- reading position
+const sentences = () => ui.passage.querySelectorAll(".sentence");
+
+function setPosition(index, { focus = false, scroll = false } = {}) {
+  const spans = sentences();
+  if (!spans[index]) return;
+  for (const span of spans) {
+    span.tabIndex = -1; // roving tabindex: the passage is one tab stop, arrows move inside
+    span.removeAttribute("aria-current");
+  }
+  const span = spans[index];
+  span.tabIndex = 0;
+  span.setAttribute("aria-current", "location");
+  state.position = index;
+  if (scroll) scrollToSentence(span);
+  if (focus) span.focus();
+  queueProgress();
+}
+
+function restorePosition(progress) {
+  const saved = progress.find((p) => p.passageId === state.passage.id);
+  state.sentPosition = saved?.position ?? null;
+  if (state.restored) return queueProgress(); // a reconnect: our own position is the newer one
+  state.restored = true;
+  if (saved) setPosition(saved.position, { scroll: true });
+}
+
+// Throttle with a trailing send: the latest position always goes out, at most every 250 ms.
+function queueProgress() {
+  if (state.timers.progress || state.position === null) return;
+  const wait = Math.max(0, state.lastProgressAt + PROGRESS_INTERVAL_MS - Date.now());
+  state.timers.progress = setTimeout(flushProgress, wait);
+}
+
+function flushProgress() {
+  clearTimeout(state.timers.progress);
+  state.timers.progress = 0;
+  if (!state.passage || state.position === null || state.position === state.sentPosition) return;
+  if (send("READING_PROGRESS", { passageId: state.passage.id, position: state.position })) {
+    state.sentPosition = state.position;
+    state.lastProgressAt = Date.now();
+  }
+}
+
+// Scrolling moves the mark only once the marked sentence has left the view, so a
+// small scroll does not undo the sentence the student tapped.
+function onScroll(event) {
+  if (event.target !== document && event.target !== ui.passage) return;
+  if (!state.passage || performance.now() < state.ignoreScrollUntil) return;
+  const box = ui.passage.getBoundingClientRect();
+  const top = Math.max(box.top, 0);
+  const bottom = Math.min(box.bottom, window.innerHeight);
+  const spans = [...sentences()];
+  const current = spans[state.position ?? 0]?.getBoundingClientRect();
+  if (!current || (current.bottom > top && current.top < bottom)) return;
+  const first = spans.findIndex((span) => span.getBoundingClientRect().bottom > top + 4);
+  if (first >= 0) setPosition(first);
+}
+
+function onPassageKey(event) {
+  const step = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1 }[event.key];
+  const span = event.target.closest?.(".sentence");
+  if (!step || !span) return;
+  event.preventDefault();
+  setPosition(Number(span.dataset.index) + step, { focus: true });
+}
+
+function highlight(indices, { scroll = false } = {}) {
+  const spans = sentences();
+  for (const span of spans) span.classList.remove("cited");
+  for (const index of indices) spans[index]?.classList.add("cited");
+  if (scroll && spans[indices[0]]) scrollToSentence(spans[indices[0]]);
+}
+
+function scrollToSentence(span) {
+  state.ignoreScrollUntil = performance.now() + 300; // our own scroll is not the student's
+  span.scrollIntoView({ block: "center" });
+}
+
+// ---- wiring
+ui.form.addEventListener("submit", ask);
+ui.stop.addEventListener("click", stop);
+document.addEventListener("keydown", (event) => event.key === "Escape" && stop());
+ui.passage.addEventListener("click", (event) => {
+  const span = event.target.closest(".sentence");
+  if (span) setPosition(Number(span.dataset.index));
+});
+ui.passage.addEventListener("keydown", onPassageKey);
+document.addEventListener("scroll", onScroll, { capture: true, passive: true });
+ui.list.addEventListener("click", onLibraryClick);
+window.addEventListener("popstate", () => openPassage(storyFromUrl()));
+window.addEventListener("online", reconnectNow);
+window.addEventListener("pagehide", flushProgress);
+for (const type of ["pointerdown", "keydown", "focus"]) {
+  window.addEventListener(type, () => state.idle && reconnectNow(), { capture: true });
+}
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState !== "visible") return;
+  if (state.idle) reconnectNow();
+  else checkAlive();
+});
+
+loadLibrary();

@@ -1,0 +1,253 @@
+"""The OpenAI-compatible engine, against a real llama-cpp-python server and fake peers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+
+from readerai.engines.base import EngineRequest
+from readerai.engines.factory import build_engine
+from readerai.engines.local import default_model_path
+from readerai.engines.openai_compat import OpenAIEngine
+from readerai.errors import EngineError, EngineTimeout, ServiceStartupError
+from readerai.settings import Settings
+
+KEY = "sk-test-do-not-leak-1234"
+KITE = [
+    "Mia had a small red kite.",
+    "One windy day the string snapped and the kite floated away over the trees.",
+    "The new kite was blue and flew even higher.",
+]
+COLOR = EngineRequest("What color was the new kite?", list(enumerate(KITE)), "Mia's Kite")
+LONG = EngineRequest("Tell me a long story about kites.", list(enumerate(KITE)), max_tokens=400)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m llama_cpp.server` with SmolLM2 on a free loopback port; its /v1 URL."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(default_model_path()),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_serving(proc, f"http://127.0.0.1:{port}/v1/models", log_path)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _wait_until_serving(proc: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"llama_cpp.server exited: {log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"llama_cpp.server did not answer within 60 s: {log_path.read_text()[-2000:]}")
+
+
+@pytest.fixture
+async def engine(llama_server: str) -> AsyncIterator[OpenAIEngine]:
+    remote = OpenAIEngine(llama_server, KEY, "smollm2", timeout=30)
+    await remote.start()
+    try:
+        yield remote
+    finally:
+        await remote.close()
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def fake_peer(handler: Handler) -> AsyncIterator[str]:
+    """A raw TCP server on a loopback port standing in for a misbehaving upstream.
+
+    On exit every connection it accepted is closed, so no socket outlives the test.
+    """
+    writers: list[asyncio.StreamWriter] = []
+
+    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await handler(reader, writer)
+
+    server = await asyncio.start_server(tracked, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        with anyio.fail_after(5):
+            for writer in writers:
+                await writer.wait_closed()
+            await server.wait_closed()
+
+
+async def collect(engine: OpenAIEngine, request: EngineRequest) -> str:
+    return "".join([delta async for delta in engine.stream(request)])
+
+
+# ------------------------------------------------------------------ real server
+
+
+@pytest.mark.slow
+async def test_streams_an_answer_from_a_real_openai_compatible_server(
+    engine: OpenAIEngine,
+) -> None:
+    deltas = [delta async for delta in engine.stream(COLOR)]
+    assert len(deltas) > 1  # streamed, not one block
+    answer = "".join(deltas)
+    assert answer.strip()
+    assert sum(c.isascii() for c in answer) / len(answer) > 0.95
+
+
+@pytest.mark.slow
+async def test_cancelling_mid_stream_returns_promptly_and_the_server_serves_on(
+    engine: OpenAIEngine,
+) -> None:
+    first = anyio.Event()
+
+    async def consume() -> None:
+        async for _ in engine.stream(LONG):
+            first.set()
+
+    task = asyncio.get_running_loop().create_task(consume())
+    with anyio.fail_after(30):
+        await first.wait()
+    cancelled_at = time.perf_counter()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.perf_counter() - cancelled_at < 0.5
+    with anyio.fail_after(30):
+        assert (await collect(engine, COLOR)).strip()
+
+
+@pytest.mark.slow
+async def test_closing_the_stream_early_closes_the_response(engine: OpenAIEngine) -> None:
+    stream = engine.stream(LONG)
+    assert await anext(stream)
+    with anyio.fail_after(2):
+        await stream.aclose()
+    with anyio.fail_after(30):
+        assert (await collect(engine, COLOR)).strip()
+
+
+# ------------------------------------------------------------------ failures
+
+
+async def test_unreachable_server_is_an_engine_error_that_names_it_not_the_key() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    engine = OpenAIEngine(url, KEY, "any", timeout=5)
+    await engine.start()  # start does not need the server
+    try:
+        with anyio.fail_after(10), pytest.raises(EngineError) as caught:
+            await collect(engine, COLOR)
+    finally:
+        await engine.close()
+    assert type(caught.value) is EngineError
+    assert caught.value.code == "engine_error"
+    assert f"cannot reach the OpenAI-compatible server at {url}" in caught.value.message
+    assert KEY not in caught.value.message
+
+
+async def test_a_server_that_never_answers_is_an_engine_timeout() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.read()  # never answers; returns when the client gives up
+
+    async with fake_peer(silent) as url:
+        engine = OpenAIEngine(url, KEY, "any", timeout=0.5)
+        await engine.start()
+        started = time.perf_counter()
+        with pytest.raises(EngineTimeout, match=r"did not answer within 0\.5 s"):
+            await collect(engine, COLOR)
+        assert time.perf_counter() - started < 5
+        await engine.close()
+
+
+async def test_an_http_error_names_the_status_and_redacts_the_key() -> None:
+    body = b'{"error": {"message": "Incorrect API key provided: ' + KEY.encode() + b'"}}'
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+
+    async with fake_peer(refuse) as url:
+        engine = OpenAIEngine(url, KEY, "any", timeout=5)
+        await engine.start()
+        with pytest.raises(EngineError, match="HTTP 401") as caught:
+            await collect(engine, COLOR)
+        await engine.close()
+    assert "Incorrect API key provided: ***" in caught.value.message
+    assert KEY not in caught.value.message
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__  # tracebacks do not show the SDK's message
+
+
+@pytest.mark.parametrize(
+    "base_url", ["not a url", "ftp://127.0.0.1/v1", "http:///v1", "http://127.0.0.1:99999/v1"]
+)
+async def test_start_refuses_an_invalid_base_url(base_url: str) -> None:
+    with pytest.raises(ServiceStartupError, match="openai engine failed to start"):
+        await OpenAIEngine(base_url, KEY, "any", timeout=5).start()
+
+
+async def test_stream_before_start_is_an_engine_error() -> None:
+    with pytest.raises(EngineError, match="not started"):
+        await anext(OpenAIEngine("http://127.0.0.1:1/v1", KEY, "any", 5).stream(COLOR))
+
+
+def test_factory_builds_it_from_settings_and_keeps_the_key_out_of_its_repr() -> None:
+    settings = Settings(engine="openai", openai_api_key=KEY, openai_model="m")
+    engine = build_engine(settings)
+    assert isinstance(engine, OpenAIEngine)
+    assert engine.name == "openai"
+    assert KEY not in repr(engine)
