@@ -1,0 +1,47 @@
+"""The `readerai` command line: settings files and `db upgrade`."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from readerai.cli import load_settings
+from tests.fixtures_server import ROOT
+
+
+def test_settings_file_is_read_and_options_win_over_it(tmp_path: Path) -> None:
+    env_file = tmp_path / "node.env"
+    env_file.write_text(
+        "READERAI_PORT=9100\nREADERAI_ENGINE=extractive\nREADERAI_HISTORY_LIMIT=7\n"
+    )
+    settings = load_settings(env_file, port=9200)
+    assert (settings.port, settings.engine, settings.history_limit) == (9200, "extractive", 7)
+
+
+def test_missing_settings_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(typer.BadParameter, match="no settings file"):
+        load_settings(tmp_path / "absent.env")
+
+
+def test_db_upgrade_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None:
+    database = tmp_path / "fresh" / "readerai.db"
+    env = {"READERAI_DATABASE_URL": f"sqlite+aiosqlite:///{database}", "PATH": "/usr/bin:/bin"}
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-m", "readerai", "db", "upgrade"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "up to date" in result.stdout
+    with sqlite3.connect(database) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"sessions", "messages", "reading_progress", "passages"} <= tables
