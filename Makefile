@@ -9,6 +9,8 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export HF_HUB_OFFLINE := 1
 
 .PHONY: run test lint format docs clean
+# Browser tests drive Debian's Chromium (Playwright's own download is not used).
+CHROMIUM := /usr/bin/chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +23,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/readerai serve
 
-test: $(STAMP)
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "Chromium is missing: browser tests will skip (apt-get install chromium)"; fi
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -35,6 +42,7 @@ format: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m readerai.protocol > docs/protocol.md
+	$(BIN)/python -m readerai.settings --readme README.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

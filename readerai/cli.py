@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +61,9 @@ def serve(
     from readerai.app import create_app
     from readerai.logs import configure_logging
 
+    # CTranslate2 (Whisper) runs on OpenMP, whose idle threads spin by default and
+    # take the cores from the language model; set before the library loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     settings = load_settings(settings_file, host=host, port=port, log_level=log_level)
     listener = configure_logging(settings.log_level, settings.log_format)
     config = uvicorn.Config(

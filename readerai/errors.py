@@ -20,6 +20,7 @@ logs) and an HTTP status. Errors that end a WebSocket map to a close code throug
     │   ├── EngineTimeout              engine_timeout   503
     │   └── EngineBusy                 engine_busy      503
     ├── StoreUnavailable               store_unavailable 503
+    ├── VoiceError                     voice_error      502   (STT or TTS failed)
     └── ServiceStartupError            startup_failed   -     (refuses to start)
 
 WebSocket close codes (documented in docs/protocol.md):
@@ -156,3 +157,10 @@ def close_code_for(error: BaseException) -> CloseCode:
     if isinstance(error, NotFound):
         return CloseCode.SESSION_NOT_FOUND
     return CloseCode.INTERNAL_ERROR
+
+
+class VoiceError(ReaderAIError):
+    """Speech-to-text or text-to-speech failed (a local model, or the server behind it)."""
+
+    code = "voice_error"
+    http_status = 502

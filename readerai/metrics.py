@@ -38,4 +38,10 @@ class Metrics:
         self.engine_waiting = Gauge(
             "readerai_engine_waiting", "Turns waiting for an engine slot.", registry=r
         )
+        self.loop_lag_seconds = Histogram(
+            "readerai_event_loop_lag_seconds",
+            "How late a 100 ms timer fires on the event loop.",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1),
+            registry=r,
+        )
         self.engine_active = Gauge("readerai_engine_active", "Engine calls running.", registry=r)

@@ -80,13 +80,45 @@ class ResponseCancel(ClientEvent):
     turn_id: str | None = Field(None, description="Only cancel if this turn is in flight.")
 
 
+class AudioConfig(_Model):
+    """Audio settings of a session; sending this turns voice on."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=True
+    )
+    input_format: str = Field("pcm16", max_length=32, description="Only `pcm16` (mono, LE).")
+    input_sample_rate: int = Field(16_000, description="Only 16000.")
+    output: bool = Field(True, description="Speak replies as binary audio frames.")
+
+
 class SessionUpdate(ClientEvent):
-    """Change session settings."""
+    """Change session settings; fields left out are unchanged."""
 
     TYPE = "SESSION_UPDATE"
     passage_id: str | None = Field(
         None, max_length=64, description="Passage the questions are about."
     )
+    turn_detection: Literal["server_vad", "manual"] | None = Field(
+        None,
+        description="`server_vad`: the server hears when a question ends; `manual`: "
+        "push-to-talk, the question ends with `AUDIO_COMMIT`.",
+    )
+    voice: str | None = Field(None, max_length=64, description="Voice of spoken replies.")
+    audio: AudioConfig | None = Field(None, description="Turns audio on (see binary frames).")
+
+
+class AudioCommit(ClientEvent):
+    """Push-to-talk: the audio sent since the last commit is one question."""
+
+    TYPE = "AUDIO_COMMIT"
+
+
+class PlaybackPosition(ClientEvent):
+    """Playback of a reply's audio stopped at `ms` (sent when it stops early)."""
+
+    TYPE = "PLAYBACK_POSITION"
+    turn_id: str = Field(min_length=1, max_length=64)
+    ms: int = Field(ge=0, le=3_600_000, description="Milliseconds of the reply's audio played.")
 
 
 class Ping(ClientEvent):
@@ -173,6 +205,27 @@ class ResponseDelta(ServerEvent):
     text: str
 
 
+class Transcript(ServerEvent):
+    """What the server heard. `final: false` (text may be empty) means the student is
+    speaking: stop playing the tutor's audio. The final text becomes a question."""
+
+    TYPE = "TRANSCRIPT"
+    text: str
+    final: bool
+
+
+class ReplyAudio(ServerEvent):
+    """Spoken reply; sent as a binary frame (layout under "Binary frames"), not JSON."""
+
+    TYPE = "REPLY_AUDIO"
+    turn_id: str
+    seq: int = Field(ge=1)
+    sample_rate: int
+    pcm: bytes
+    #: Where this chunk starts in the turn's audio, in ms (not on the wire).
+    start_ms: float = 0.0
+
+
 class ErrorInfo(_Model):
     """What went wrong, by stable code."""
 
@@ -210,7 +263,15 @@ class Pong(ServerEvent):
 
 CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
     cls.TYPE: cls
-    for cls in (StudentInterruption, ReadingProgress, ResponseCancel, SessionUpdate, Ping)
+    for cls in (
+        StudentInterruption,
+        ReadingProgress,
+        ResponseCancel,
+        SessionUpdate,
+        AudioCommit,
+        PlaybackPosition,
+        Ping,
+    )
 }
 SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     SessionRestored,
@@ -219,6 +280,7 @@ SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     ResponseStarted,
     ResponseDelta,
     ResponseDone,
+    Transcript,
     Error,
     Pong,
 )
@@ -271,6 +333,34 @@ def encode_client(event: ClientEvent) -> str:
     return pydantic_core.to_json(body).decode()
 
 
+BINARY_FRAMES_DOC = [
+    "## Binary frames",
+    "",
+    "Audio travels in binary WebSocket frames.",
+    "",
+    "- Client to server: after `SESSION_UPDATE {audio: {...}}`, raw PCM16 little-endian",
+    "  mono at 16 kHz, any even length (20-100 ms per frame is typical). With",
+    "  `turnDetection: server_vad` (the default) the server ends a question when the",
+    "  student stops speaking; with `manual` it ends at `AUDIO_COMMIT`.",
+    "- Server to client: spoken replies, each frame a 28-byte header then PCM16",
+    "  little-endian mono samples:",
+    "",
+    "| offset | size | field |",
+    "| --- | --- | --- |",
+    "| 0 | 4 | magic `RDA1` |",
+    "| 4 | 16 | turn id (the 32-hex-digit `turnId` as 16 bytes) |",
+    "| 20 | 4 | sequence number, uint32 big-endian, from 1 per turn |",
+    "| 24 | 4 | sample rate in Hz, uint32 big-endian |",
+    "| 28 | rest | PCM16 little-endian mono samples |",
+    "",
+    "Audio of a sentence follows its text deltas. Speaking while a reply plays cancels",
+    "it (`RESPONSE_DONE {status: cancelled}`); a `TRANSCRIPT {final: false}` tells the",
+    "client to stop playback, and the client then sends `PLAYBACK_POSITION {turnId, ms}`",
+    "so the stored reply is cut to what the student heard.",
+    "",
+]
+
+
 def protocol_markdown() -> str:
     """docs/protocol.md, generated from the models above."""
     lines = [
@@ -294,8 +384,9 @@ def protocol_markdown() -> str:
     lines += ["## Server to client", ""]
     for server_cls in SERVER_EVENTS:
         lines += _event_section(server_cls)
+    lines += BINARY_FRAMES_DOC
     lines += ["## Shared shapes", ""]
-    for shape in (MessageView, ProgressView, InflightView, ErrorInfo):
+    for shape in (AudioConfig, MessageView, ProgressView, InflightView, ErrorInfo):
         lines += _event_section(shape, heading=shape.__name__)
     lines += [
         "## Reply status values",
@@ -318,7 +409,8 @@ def protocol_markdown() -> str:
         "## Error codes",
         "",
         "`invalid_json`, `unknown_type`, `invalid_payload`, `text_too_long`, `unsupported`,",
-        "`rate_limited`, `not_found`, `engine_error`, `engine_timeout`, `engine_busy`,",
+        "`utterance_truncated`, `voice_error`, `rate_limited`, `not_found`, `engine_error`,",
+        "`engine_timeout`, `engine_busy`,",
         "`store_unavailable`, `internal`.",
         "",
     ]

@@ -6,7 +6,9 @@ ones that did start are closed and `ServiceStartupError` names the service and c
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import importlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,6 +22,7 @@ from readerai.engines.factory import build_engine
 from readerai.engines.limiter import EngineLimiter
 from readerai.errors import Conflict, ServiceStartupError
 from readerai.grounding import split_sentences
+from readerai.looplag import watch_loop_lag
 from readerai.metrics import Metrics
 from readerai.samples import load_samples
 from readerai.session.actor import ConnectionLimits, SessionServices
@@ -30,6 +33,13 @@ from readerai.settings import Settings
 from readerai.store import Store
 from readerai.store.sql import SqlStore
 from readerai.supervisor import TaskSupervisor
+from readerai.voice.base import SpeechToText, TextToSpeech
+from readerai.voice.factory import (
+    SegmenterFactory,
+    build_segmenter_factory,
+    build_stt,
+    build_tts,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +64,11 @@ class NodeServices:
     catalog: PassageCatalog
     hub: SessionHub
     runner: TurnRunner
+    stt: SpeechToText
+    tts: TextToSpeech
+    new_segmenter: SegmenterFactory
     ready: bool = False
+    _loop_watch: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> NodeServices:
@@ -70,6 +84,7 @@ class NodeServices:
             history_limit=settings.history_limit,
             progress_interval=settings.progress_flush_seconds,
         )
+        tts = build_tts(settings)
         runner = TurnRunner(
             store=store,
             engine=engine,
@@ -82,6 +97,7 @@ class NodeServices:
                 max_reply_tokens=settings.max_reply_tokens,
                 context_sentences=settings.context_sentences,
             ),
+            tts=tts,
         )
         metrics.live_sessions.set_function(lambda: len(hub))
         metrics.engine_waiting.set_function(lambda: limiter.waiting)
@@ -97,15 +113,29 @@ class NodeServices:
             catalog=catalog,
             hub=hub,
             runner=runner,
+            stt=build_stt(settings),
+            tts=tts,
+            new_segmenter=build_segmenter_factory(settings),
         )
 
     def _ordered(self) -> list[tuple[str, Service]]:
-        return [("store", self.store), ("engine", self.engine), ("bus", self.bus)]
+        return [
+            ("store", self.store),
+            ("engine", self.engine),
+            ("bus", self.bus),
+            ("speech-to-text", self.stt),
+            ("text-to-speech", self.tts),
+            ("voice-activity", self.new_segmenter),
+        ]
 
     async def start(self) -> None:
         """Start every service concurrently; on any failure close the started ones."""
         started: list[tuple[str, Service]] = []
         failures: list[ServiceStartupError] = []
+        # Services import their native libraries in worker threads; two threads
+        # importing interdependent modules at once can deadlock on Python's import
+        # locks (seen: faster_whisper.vad), so import them first, in one thread.
+        await anyio.to_thread.run_sync(_import_native_libraries)
 
         async def start_one(name: str, service: Service) -> None:
             try:
@@ -122,10 +152,15 @@ class NodeServices:
             order = [name for name, _ in self._ordered()]
             await _close_all(sorted(started, key=lambda s: order.index(s[0])))
             raise failures[0]
+        self._loop_watch = self.supervisor.start(
+            watch_loop_lag(self.metrics.loop_lag_seconds), name="loop.lag"
+        )
 
     async def close(self) -> None:
         """Drain turns, write pending progress, then close services in reverse order."""
         self.ready = False
+        if self._loop_watch is not None:
+            self._loop_watch.cancel()  # endless by design: it must not hold the drain up
         await self.supervisor.drain(self.settings.shutdown_grace_seconds)
         await self.hub.flush_all()
         await self.supervisor.drain(5.0)  # the final progress writes
@@ -154,6 +189,9 @@ class NodeServices:
             catalog=self.catalog,
             store=self.store,
             metrics=self.metrics,
+            stt=self.stt,
+            tts=self.tts,
+            new_segmenter=self.new_segmenter,
         )
 
     def connection_limits(self) -> ConnectionLimits:
@@ -166,7 +204,15 @@ class NodeServices:
             rate_strikes=s.rate_limit_strikes,
             idle_timeout=s.idle_timeout_seconds,
             max_question_chars=s.max_question_chars,
+            audio_bytes_per_second=s.audio_bytes_per_second,
+            max_utterance_ms=s.vad_max_utterance_ms,
         )
+
+
+def _import_native_libraries() -> None:
+    """Import the model runtimes one after another (blocking: run in a thread)."""
+    for name in ("onnxruntime", "ctranslate2", "faster_whisper", "faster_whisper.vad", "piper"):
+        importlib.import_module(name)
 
 
 async def _close_all(services: list[tuple[str, Service]]) -> None:

@@ -99,6 +99,37 @@ class Settings(BaseSettings):
         0.02, ge=0, description="`extractive` engine: seconds between streamed words."
     )
 
+    # --- voice ---
+    stt: Literal["whisper", "openai"] = Field(
+        "whisper",
+        description="Speech-to-text: `whisper` (bundled tiny.en, offline) or `openai` "
+        "(an OpenAI-compatible `/audio/transcriptions` endpoint).",
+    )
+    tts: Literal["piper", "openai"] = Field(
+        "piper",
+        description="Text-to-speech: `piper` (bundled en_US-joe-medium, offline) or "
+        "`openai` (an OpenAI-compatible `/audio/speech` endpoint).",
+    )
+    vad: Literal["webrtc", "silero"] = Field(
+        "silero", description="Voice activity detector that cuts questions out of audio."
+    )
+    vad_silence_ms: int = Field(
+        500, ge=100, le=5000, description="Silence that ends a spoken question."
+    )
+    vad_max_utterance_ms: int = Field(
+        15_000, ge=1000, le=120_000, description="Longest spoken question; longer is cut."
+    )
+    voice_concurrency: int = Field(
+        2, ge=1, le=64, description="Speech-to-text and text-to-speech jobs at once, each."
+    )
+    audio_bytes_per_second: int = Field(
+        64_000,
+        ge=32_000,
+        description="Most audio a client may send per second (2x real time by default).",
+    )
+    openai_stt_model: str = Field("whisper-1", description="Model for `stt=openai`.")
+    openai_tts_model: str = Field("tts-1", description="Model for `tts=openai`.")
+
     # --- connections ---
     max_frame_bytes: int = Field(
         65536, ge=1024, description="Largest WebSocket frame; larger ones close with 1009."
@@ -153,5 +184,17 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
+def _write_readme_table(readme: Path) -> None:
+    """Replace the README's settings table (its last section) with a fresh one."""
+    text = readme.read_text()
+    start = text.index("| variable | default | description |")
+    readme.write_text(text[:start] + settings_table() + "\n")
+
+
 if __name__ == "__main__":
-    print(settings_table())  # noqa: T201
+    import sys
+
+    if sys.argv[1:2] == ["--readme"]:
+        _write_readme_table(Path(sys.argv[2]))
+    else:
+        print(settings_table())  # noqa: T201

@@ -40,6 +40,12 @@ class StarletteTransport:
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
             raise ClientGone(str(exc)) from exc
 
+    async def send_bytes(self, data: bytes) -> None:
+        try:
+            await self._ws.send_bytes(data)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            raise ClientGone(str(exc)) from exc
+
     async def close(self, code: int, reason: str) -> None:
         if self._ws.application_state is not WebSocketState.DISCONNECTED:
             await self._ws.close(code, reason)

@@ -47,10 +47,6 @@ DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TEMPERATURE = 0.2
 TOP_P = 0.9
 REPEAT_PENALTY = 1.1
-#: How long a stopping consumer waits for the model thread to let go. Between two
-#: tokens that is milliseconds; while the prompt is being read it cannot be
-#: interrupted, so the wait is bounded and the pool takes the instance back later.
-STOP_WAIT_SECONDS = 2.0
 #: How long `close` waits for generations in flight to stop before freeing models.
 CLOSE_WAIT_SECONDS = 10.0
 
@@ -236,10 +232,11 @@ class LocalEngine:
             if item.error is not None:
                 raise _engine_error(item.error) from item.error
         finally:
+            # No waiting for the thread: a barge-in must be visible at once. The
+            # thread stops at the next token and its instance goes back to the pool
+            # from the future's done-callback, so no instance is ever shared.
             stop.set()
             self._running.discard(stop)
-            with anyio.move_on_after(STOP_WAIT_SECONDS, shield=True):
-                await asyncio.wait({future})
 
 
 def _returned(done: asyncio.Future[None], pool: _Pool, instance: Llama) -> None:

@@ -22,10 +22,11 @@ SYSTEM_PROMPT = (
 )
 NO_PASSAGE = "There is no passage yet."
 PASSAGE_ACKNOWLEDGED = "I have read the passage."
-#: Earlier turns kept in the prompt; older ones cost context and distract small models.
-MAX_HISTORY_TURNS = 6
+#: Earlier messages kept in the prompt (one exchange): each one costs prefill time
+#: before the first token (measured by bench/voice.py) and distracts small models.
+MAX_HISTORY_TURNS = 2
 #: Longest text of one earlier turn kept in the prompt, in characters.
-MAX_TURN_CHARS = 600
+MAX_TURN_CHARS = 300
 
 
 class ChatMessage(TypedDict):

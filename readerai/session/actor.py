@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
+import anyio.abc
 import structlog
 
 from readerai.errors import (
     CloseCode,
+    InvalidPayload,
     NotFound,
     ProtocolError,
     RateLimited,
@@ -35,11 +37,14 @@ from readerai.errors import (
 )
 from readerai.metrics import Metrics
 from readerai.protocol import (
+    AudioCommit,
     ClientEvent,
     Error,
     Ping,
+    PlaybackPosition,
     Pong,
     ReadingProgress,
+    ReplyAudio,
     ResponseCancel,
     ResponseDelta,
     ServerEvent,
@@ -54,7 +59,16 @@ from readerai.session.live import LiveSession
 from readerai.session.outbound import OutboundQueue
 from readerai.session.ratelimit import TokenBucket
 from readerai.session.runner import TurnRunner
+from readerai.session.voice_input import VoiceInput
 from readerai.store import Store
+from readerai.voice.base import (
+    INPUT_FORMAT,
+    INPUT_SAMPLE_RATE,
+    SpeechToText,
+    TextToSpeech,
+    VoiceActivitySegmenter,
+)
+from readerai.voice.frames import encode_audio_frame
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +86,8 @@ class Transport(Protocol):
         """The next frame, or None once the client has gone."""
 
     async def send_text(self, text: str) -> None: ...
+
+    async def send_bytes(self, data: bytes) -> None: ...
 
     async def close(self, code: int, reason: str) -> None: ...
 
@@ -93,6 +109,8 @@ class ConnectionLimits:
     rate_strikes: int
     idle_timeout: float
     max_question_chars: int
+    audio_bytes_per_second: int
+    max_utterance_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +122,9 @@ class SessionServices:
     catalog: PassageCatalog
     store: Store
     metrics: Metrics
+    stt: SpeechToText
+    tts: TextToSpeech
+    new_segmenter: Callable[[], VoiceActivitySegmenter]
 
 
 class ConnectionActor:
@@ -123,6 +144,11 @@ class ConnectionActor:
         self._services = services
         self._limits = limits
         self._bucket = TokenBucket(limits.rate_per_second, limits.rate_burst)
+        self._audio_bucket = TokenBucket(
+            limits.audio_bytes_per_second, 2 * limits.audio_bytes_per_second
+        )
+        self._voice: VoiceInput | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
         self._strikes = 0
         self._close: tuple[int, str] | None = None
         self._scope: anyio.CancelScope | None = None
@@ -153,10 +179,15 @@ class ConnectionActor:
                 return
             try:
                 async with anyio.create_task_group() as tg:
+                    self._tg = tg
                     self._scope = tg.cancel_scope
                     tg.start_soon(self._first_to_end, self._reader, live)
                     tg.start_soon(self._first_to_end, self._writer, live)
             finally:
+                if self._voice is not None:
+                    live.voice_connections -= 1
+                    if live.voice_connections == 0:
+                        live.audio_out = False  # nobody is listening: do not synthesise
                 self._services.hub.detach(live, self)
         finally:
             metrics.connections.dec()
@@ -201,7 +232,16 @@ class ConnectionActor:
                 continue
             with anyio.move_on_after(self._limits.send_timeout) as scope:
                 try:
-                    await self._transport.send_text(encode(event))
+                    if isinstance(event, ReplyAudio):
+                        if not live.audio_sendable(event.turn_id):
+                            continue
+                        await self._transport.send_bytes(
+                            encode_audio_frame(
+                                event.turn_id, event.seq, event.sample_rate, event.pcm
+                            )
+                        )
+                    else:
+                        await self._transport.send_text(encode(event))
                 except ClientGone:
                     return
             if scope.cancelled_caught:
@@ -221,11 +261,13 @@ class ConnectionActor:
             if frame is None:
                 return
             received_at = time.perf_counter()
-            if not self._admit():
+            if isinstance(frame, bytes):
+                if not self._take_audio(frame):
+                    return
+                continue
+            if not self._admit(self._bucket.take()):
                 return
             try:
-                if isinstance(frame, bytes):
-                    raise Unsupported("binary frames carry audio; voice input is not enabled")
                 event = parse_client_event(
                     frame, max_question_chars=self._limits.max_question_chars
                 )
@@ -233,9 +275,24 @@ class ConnectionActor:
             except ReaderAIError as exc:
                 self._refuse(exc)
 
-    def _admit(self) -> bool:
-        """Apply the rate limit; False when the connection must close."""
-        if self._bucket.take():
+    def _take_audio(self, frame: bytes) -> bool:
+        """Hand an audio frame to voice input; False when the connection must close."""
+        try:
+            if self._voice is None:
+                raise Unsupported("send SESSION_UPDATE {audio: {...}} before audio frames")
+            if len(frame) % 2:
+                raise InvalidPayload("PCM16 audio frames have an even number of bytes")
+        except ReaderAIError as exc:
+            self._refuse(exc)
+            return True
+        if not self._admit(self._audio_bucket.take(len(frame))):
+            return False
+        self._voice.accept(frame)
+        return True
+
+    def _admit(self, within_limit: bool) -> bool:
+        """Count a message over the rate limit; False when the connection must close."""
+        if within_limit:
             return True
         self._strikes += 1
         exc = RateLimited("too many messages; slow down")
@@ -261,13 +318,60 @@ class ConnectionActor:
             await self._require_passage(event.passage_id)
             live.progress.update(event.passage_id, event.position)
         elif isinstance(event, SessionUpdate):
-            if "passage_id" in event.model_fields_set:  # absent means "unchanged"
-                if event.passage_id is not None:
-                    await self._require_passage(event.passage_id)
-                await services.store.set_session_passage(live.id, event.passage_id)
-                live.passage_id = event.passage_id
+            await self._update_session(live, event)
+        elif isinstance(event, AudioCommit):
+            if self._voice is None or self._voice.mode != "manual":
+                raise Unsupported("AUDIO_COMMIT needs SESSION_UPDATE {turnDetection: manual}")
+            self._voice.commit()
+        elif isinstance(event, PlaybackPosition):
+            await services.runner.playback_stopped(live, event.turn_id, event.ms)
         elif isinstance(event, Ping):
             self.deliver(Pong(id=event.id))
+
+    async def _update_session(self, live: LiveSession, event: SessionUpdate) -> None:
+        """Apply the fields present in `event`; validate all before changing any."""
+        given = event.model_fields_set  # absent means "unchanged"
+        services = self._services
+        if event.audio is not None:
+            audio = event.audio
+            if audio.input_format != INPUT_FORMAT or audio.input_sample_rate != INPUT_SAMPLE_RATE:
+                raise Unsupported(
+                    f"audio input {audio.input_format!r} at {audio.input_sample_rate} Hz is not "
+                    f"supported; supported: {INPUT_FORMAT!r} at {INPUT_SAMPLE_RATE} Hz"
+                )
+        if event.voice is not None and event.voice not in services.tts.voices():
+            raise Unsupported(
+                f"no voice {event.voice!r}; voices: {', '.join(services.tts.voices())}"
+            )
+        if "passage_id" in given:
+            if event.passage_id is not None:
+                await self._require_passage(event.passage_id)
+            await services.store.set_session_passage(live.id, event.passage_id)
+            live.passage_id = event.passage_id
+        if event.voice is not None:
+            live.voice = event.voice
+        if event.audio is not None:
+            live.audio_out = event.audio.output
+            self._start_voice(live)
+        if event.turn_detection is not None:
+            self._start_voice(live).mode = event.turn_detection
+
+    def _start_voice(self, live: LiveSession) -> VoiceInput:
+        if self._voice is None:
+            live.voice_connections += 1
+            services = self._services
+            runner = services.runner
+            self._voice = VoiceInput(
+                segmenter=services.new_segmenter(),
+                stt=services.stt,
+                deliver=self.deliver,
+                barge_in=lambda: runner.cancel(live, None),
+                ask=lambda text, at: runner.ask(live, text, at),
+                max_utterance_ms=self._limits.max_utterance_ms,
+            )
+            assert self._tg is not None, "voice starts inside the connection's task group"
+            self._tg.start_soon(self._voice.run)
+        return self._voice
 
     async def _require_passage(self, passage_id: str) -> None:
         if await self._services.catalog.get(passage_id) is None:

@@ -17,12 +17,28 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from readerai.engines.base import ChatTurn
-from readerai.protocol import ResponseDelta, ServerEvent
+from readerai.protocol import ReplyAudio, ReplyStatus, ResponseDelta, ServerEvent
 from readerai.session.progress import ProgressBuffer
+from readerai.session.spoken import SpokenTimeline
 from readerai.session.turn import Turn
+
+#: Spoken replies remembered per session, so a late PLAYBACK_POSITION can cut one.
+SPOKEN_MEMORY = 4
+
+
+@dataclass
+class SpokenReply:
+    """A finished spoken reply: enough to cut its stored text to what was heard."""
+
+    message_id: int
+    text: str
+    status: ReplyStatus
+    timeline: SpokenTimeline
+    context: list[tuple[int, str]]
 
 
 class Subscriber(Protocol):
@@ -51,6 +67,12 @@ class LiveSession:
         self.history: deque[ChatTurn] = deque(maxlen=history)
         self.turn_lock = asyncio.Lock()
         self.state_lock = asyncio.Lock()
+        #: Voice output: speak replies (set by SESSION_UPDATE audio.output) in `voice`.
+        self.audio_out = False
+        #: Attached connections with voice on; when the last one leaves, speaking stops.
+        self.voice_connections = 0
+        self.voice: str | None = None
+        self.spoken: dict[str, SpokenReply] = {}
         #: Set by the hub: called when the session becomes idle, so it can be forgotten.
         self.on_idle: Callable[[LiveSession], None] | None = None
 
@@ -63,9 +85,14 @@ class LiveSession:
         if self.idle and self.on_idle is not None:
             self.on_idle(self)
 
+    def remember_spoken(self, turn_id: str, reply: SpokenReply) -> None:
+        self.spoken[turn_id] = reply
+        while len(self.spoken) > SPOKEN_MEMORY:
+            del self.spoken[next(iter(self.spoken))]
+
     def publish(self, event: ServerEvent) -> None:
         """Send `event` to every attached connection of this session."""
-        if isinstance(event, ResponseDelta) and self._cancelled(event.turn_id):
+        if isinstance(event, ResponseDelta | ReplyAudio) and self._cancelled(event.turn_id):
             return
         for subscriber in list(self.subscribers):
             subscriber.deliver(event)
@@ -83,6 +110,10 @@ class LiveSession:
             return False
         turn.mark_sent(seq)
         return True
+
+    def audio_sendable(self, turn_id: str) -> bool:
+        """A writer is about to send reply audio; False if its turn was cancelled."""
+        return not self._cancelled(turn_id)
 
     def _cancelled(self, turn_id: str) -> bool:
         turn = self.turn

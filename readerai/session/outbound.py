@@ -13,7 +13,7 @@ import asyncio
 from collections import deque
 
 from readerai.errors import SlowConsumer
-from readerai.protocol import ResponseDelta, ResponseQueued, ServerEvent
+from readerai.protocol import ReplyAudio, ResponseDelta, ResponseQueued, ServerEvent
 
 
 class OutboundQueue:
@@ -37,11 +37,13 @@ class OutboundQueue:
         self._ready.set()
 
     def purge_turn(self, turn_id: str) -> int:
-        """Drop queued deltas and queue positions of `turn_id` (it was cancelled)."""
+        """Drop queued deltas, audio and queue positions of `turn_id` (it was cancelled)."""
         kept = deque(
             e
             for e in self._items
-            if not (isinstance(e, ResponseDelta | ResponseQueued) and e.turn_id == turn_id)
+            if not (
+                isinstance(e, ResponseDelta | ResponseQueued | ReplyAudio) and e.turn_id == turn_id
+            )
         )
         dropped = len(self._items) - len(kept)
         self._items = kept

@@ -1,4 +1,4 @@
-"""A token bucket: `rate` messages per second on average, `burst` at once."""
+"""A token bucket: `rate` tokens per second on average, `burst` at once."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ class TokenBucket:
         self._tokens = float(burst)
         self._stamp = time.monotonic()
 
-    def take(self) -> bool:
+    def take(self, cost: float = 1.0) -> bool:
+        """Spend `cost` tokens (a message, or bytes of audio) if there are enough."""
         now = time.monotonic()
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= cost:
+            self._tokens -= cost
             return True
         return False

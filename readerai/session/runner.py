@@ -35,10 +35,12 @@ from readerai.protocol import (
     ResponseStarted,
 )
 from readerai.session.catalog import PassageCatalog
-from readerai.session.live import LiveSession
+from readerai.session.live import LiveSession, SpokenReply
+from readerai.session.speaker import TurnSpeaker
 from readerai.session.turn import Turn
 from readerai.store import Store
 from readerai.supervisor import TaskSupervisor
+from readerai.voice.base import TextToSpeech
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +67,7 @@ class TurnRunner:
         supervisor: TaskSupervisor,
         metrics: Metrics,
         limits: TurnLimits,
+        tts: TextToSpeech | None = None,
     ) -> None:
         self._store = store
         self._engine = engine
@@ -73,6 +76,7 @@ class TurnRunner:
         self._supervisor = supervisor
         self._metrics = metrics
         self._limits = limits
+        self._tts = tts
 
     async def ask(self, live: LiveSession, question: str, received_at: float) -> Turn:
         """Store `question`, acknowledge it and start its reply; cancels any reply first."""
@@ -118,10 +122,38 @@ class TurnRunner:
             await asyncio.wait({turn.task})
         return True
 
+    async def playback_stopped(self, live: LiveSession, turn_id: str, played_ms: float) -> None:
+        """The client stopped playing `turn_id`'s audio at `played_ms`: cut the stored
+        reply to what the student heard (the reply becomes `cancelled`)."""
+        turn = live.turn
+        if turn is not None and turn.id == turn_id:
+            turn.played_ms = played_ms  # used when the cancel that follows stores it
+            return
+        reply = live.spoken.get(turn_id)
+        if reply is None or played_ms >= reply.timeline.total_ms:
+            return
+        heard = reply.timeline.heard_text(reply.text, played_ms)
+        await self._store.update_message(
+            reply.message_id,
+            text=heard,
+            status=ReplyStatus.CANCELLED,
+            citations=cite(heard, reply.context) if heard else [],
+        )
+        reply.status = ReplyStatus.CANCELLED
+        log.info("turn.cut_to_heard", session_id=live.id, turn_id=turn_id, ms=played_ms)
+
     async def _run(self, live: LiveSession, turn: Turn, received_at: float) -> None:
         bound = log.bind(session_id=live.id, turn_id=turn.id)
         status = ReplyStatus.FAILED
         request = EngineRequest(question=turn.question)
+        speaker: TurnSpeaker | None = None
+        speaking: asyncio.Task[None] | None = None
+        if live.audio_out and self._tts is not None:
+            speaker = TurnSpeaker(self._tts, live.voice, turn, live.publish)
+            turn.timeline = speaker.timeline
+            speaking = self._supervisor.start(
+                speaker.run(), name="turn.speaker", session_id=live.id, turn_id=turn.id
+            )
         try:
             request = await self._request(live, turn)
             async with asyncio.timeout(self._limits.engine_timeout):
@@ -133,10 +165,19 @@ class TurnRunner:
                         if not text:
                             continue
                         if turn.seq == 0:
+                            turn.first_delta_at = time.perf_counter()
                             self._metrics.first_delta_seconds.observe(
-                                time.perf_counter() - received_at
+                                turn.first_delta_at - received_at
                             )
                         live.publish(turn.append(text))
+                        if speaker is not None:
+                            speaker.feed(text)
+                # The engine slot is free; the reply is done when its audio is out.
+                if speaker is not None and speaking is not None:
+                    speaker.finish()
+                    # `wait`, not `await speaking`: a cancel of this turn must not wait
+                    # for a sentence being synthesised in a worker thread.
+                    await asyncio.wait({speaking})
             status = ReplyStatus.COMPLETED
         except asyncio.CancelledError:
             status = ReplyStatus.CANCELLED if turn.cancel_requested else ReplyStatus.INTERRUPTED
@@ -149,6 +190,8 @@ class TurnRunner:
             bound.exception("turn.engine_failed")
             turn.error = ReaderAIError(f"the tutor failed: {type(exc).__name__}")
         finally:
+            if speaking is not None and not speaking.done():
+                speaking.cancel()  # no sentence is synthesised after the turn ends
             # Storing the reply must survive a second cancel (shutdown): run it as its
             # own supervised task and shield our wait on it.
             finish = self._supervisor.start(
@@ -183,7 +226,7 @@ class TurnRunner:
         error = turn.error
         async with live.state_lock:
             try:
-                await self._store.add_message(
+                stored = await self._store.add_message(
                     session_id=live.id,
                     turn_id=turn.id,
                     role="tutor",
@@ -191,6 +234,11 @@ class TurnRunner:
                     status=status,
                     citations=turn.citations,
                 )
+                if turn.timeline is not None and turn.timeline.spans:
+                    live.remember_spoken(
+                        turn.id,
+                        SpokenReply(stored.id, turn.text, status, turn.timeline, request.context),
+                    )
             except ReaderAIError as exc:
                 log.error("turn.store_failed", session_id=live.id, turn_id=turn.id, error=exc.code)
                 error = error or exc
@@ -216,5 +264,8 @@ class TurnRunner:
             status=status.value,
             chars=len(text),
             seq=turn.seq,
+            first_delta_ms=round((turn.first_delta_at - turn.started_at) * 1000)
+            if turn.first_delta_at
+            else None,
         )
         live.release_if_idle()

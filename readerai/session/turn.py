@@ -10,11 +10,13 @@ stored as what was sent, not what was generated.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from readerai.errors import ReaderAIError
 from readerai.protocol import InflightView, ReplyStatus, ResponseDelta
+from readerai.session.spoken import SpokenTimeline
 
 
 class IllegalTransition(RuntimeError):
@@ -34,6 +36,13 @@ class Turn:
     error: ReaderAIError | None = None
     citations: list[int] = field(default_factory=list)
     task: asyncio.Task[Any] | None = None
+    #: Set when the reply is spoken: which text went with which audio.
+    timeline: SpokenTimeline | None = None
+    #: Audio the client reported playing before it stopped (PLAYBACK_POSITION).
+    played_ms: float | None = None
+    #: perf_counter() when the turn was created and when its first delta went out.
+    started_at: float = field(default_factory=time.perf_counter)
+    first_delta_at: float | None = None
 
     @property
     def seq(self) -> int:
@@ -71,8 +80,12 @@ class Turn:
             raise IllegalTransition("a turn cannot finish as in_progress")
         self.status = status
         if status is ReplyStatus.CANCELLED:
-            # The student saw only what was written to them before the cancel.
-            return "".join(self.deltas[: self.sent_seq])
+            # The student saw only what was written to them before the cancel, and
+            # heard only what played before they interrupted.
+            sent = "".join(self.deltas[: self.sent_seq])
+            if self.timeline is not None and self.played_ms is not None:
+                return self.timeline.heard_text(sent, self.played_ms)
+            return sent
         return self.text
 
     def inflight(self) -> InflightView:

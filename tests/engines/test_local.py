@@ -78,6 +78,14 @@ async def test_stream_before_start_is_an_engine_error() -> None:
         await anext(LocalEngine(None).stream(COLOR))
 
 
+async def returned_promptly(engine: LocalEngine) -> None:
+    """The model instance is back in the pool within a token's time (well under 1 s):
+    stopping a reply does not wait for the model thread, it just tells it to stop."""
+    with anyio.fail_after(1.0):
+        while engine.idle_instances != 1:  # noqa: ASYNC110 - the pool has no event to await
+            await anyio.sleep(0.005)
+
+
 @pytest.mark.slow
 async def test_answers_a_question_about_the_passage_in_english(engine: LocalEngine) -> None:
     deltas = [delta async for delta in engine.stream(COLOR)]
@@ -87,7 +95,7 @@ async def test_answers_a_question_about_the_passage_in_english(engine: LocalEngi
     assert len(words) >= 3
     assert sum(c.isascii() for c in answer) / len(answer) > 0.95
     assert "blue" in answer.lower()
-    assert engine.idle_instances == 1
+    await returned_promptly(engine)
 
 
 @pytest.mark.slow
@@ -110,8 +118,8 @@ async def test_cancelling_after_the_first_token_stops_generation_promptly(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert time.perf_counter() - cancelled_at < 1.0
-    # The model thread has let go: the one instance is back in the pool...
-    assert engine.idle_instances == 1
+    # The model thread lets go at its next token: the instance is back in the pool...
+    await returned_promptly(engine)
     # ...and the next reply gets it at once instead of waiting out 400 tokens.
     with anyio.fail_after(30):
         answer = "".join([delta async for delta in engine.stream(COLOR)])
@@ -125,7 +133,7 @@ async def test_closing_the_stream_early_returns_the_instance(engine: LocalEngine
     assert await anext(stream)
     assert engine.idle_instances == 0
     await stream.aclose()
-    assert engine.idle_instances == 1
+    await returned_promptly(engine)
 
 
 @pytest.mark.slow
@@ -155,7 +163,7 @@ async def test_a_prompt_larger_than_the_context_window_is_an_engine_error() -> N
         with pytest.raises(EngineError, match="context window"):
             async for _ in small.stream(request):
                 pass
-        assert small.idle_instances == 1
+        await returned_promptly(small)
     finally:
         await small.close()
 

@@ -1,6 +1,10 @@
 // ReaderAI student page: pick a story, read it, ask the tutor, watch answers stream in.
 // Wire protocol: docs/protocol.md (generated from readerai/protocol.py).
 // All server text is put in the page with textContent, never as HTML.
+// Voice (microphone and spoken replies) lives in voice.js; it stays idle until the
+// student turns the microphone on.
+
+import { Voice, VOICE_CONFIG, voiceSupport } from "./voice.js";
 
 const PROGRESS_INTERVAL_MS = 250; // READING_PROGRESS at most ~4 per second
 const BACKOFF_MIN_MS = 500, BACKOFF_MAX_MS = 30_000;
@@ -8,6 +12,11 @@ const CONNECT_TIMEOUT_MS = 10_000; // no SESSION_RESTORED by then: treat the soc
 const PONG_TIMEOUT_MS = 5_000;
 const STATUS_NOTES = { cancelled: "Stopped", interrupted: "Cut short", failed: "The tutor could not answer" };
 const CONNECTION_LABELS = { connecting: "Connecting…", online: "Online", reconnecting: "Reconnecting…", offline: "Offline" };
+const MIC_ERRORS = {
+  NotAllowedError: "The microphone is blocked. Allow it for this page to talk to the tutor.",
+  NotFoundError: "No microphone was found.",
+  NotReadableError: "The microphone is busy in another app.",
+};
 const CLOSE_NOTES = { 1008: "Too many messages at once – slowing down.", 1009: "That message was too big to send." };
 
 const $ = (id) => document.getElementById(id);
@@ -15,7 +24,7 @@ const ui = {
   list: $("passage-list"), title: $("passage-title"), level: $("passage-level"), passage: $("passage"),
   conversation: $("conversation"), queue: $("queue"), form: $("ask-form"), question: $("question"),
   ask: $("ask"), stop: $("stop"), connection: $("connection"), connectionText: $("connection-text"),
-  toasts: $("toasts"),
+  toasts: $("toasts"), mic: $("mic"), micStatus: $("mic-status"),
 };
 
 const state = {
@@ -34,7 +43,17 @@ const state = {
   pending: [], // questions sent and not yet acknowledged, oldest first: {text, bubble}
   turns: new Map(), // turnId -> {seq, bubble, textEl}: replies still streaming
   activeTurn: null, // turnId of the newest question's reply, while it is not done
+  voiceSocket: null, // the socket that was sent the voice SESSION_UPDATE: audio may go out on it
+  listening: null, // the "listening…" bubble of a spoken question not yet transcribed
 };
+
+const voice = new Voice({
+  sendEvent: send,
+  // Audio sent before the server heard SESSION_UPDATE would be refused, so wait for it.
+  sendAudio: (chunk) => state.online && state.voiceSocket === state.socket && sendBinary(chunk),
+  onChange: updateControls,
+  onMicLost: () => toast("The microphone stopped."),
+});
 
 // ---- small DOM helpers
 function el(tag, props = {}, ...children) {
@@ -171,6 +190,7 @@ function connect() {
   if (live?.seq > 0) url.searchParams.set("lastSeq", String(live.seq));
   setConnection(state.attempts ? "reconnecting" : "connecting");
   const socket = new WebSocket(url);
+  socket.binaryType = "arraybuffer"; // reply audio is parsed with DataView, not read from Blobs
   state.socket = socket;
   socket.addEventListener("message", (event) => state.socket === socket && onFrame(event.data));
   socket.addEventListener("close", (event) => state.socket === socket && onClose(event));
@@ -180,6 +200,8 @@ function connect() {
 
 function disconnect() {
   flushProgress();
+  voice.stopPlayback(); // before the close, so the server still hears how much was played
+  clearListening();
   Object.values(state.timers).forEach(clearTimeout);
   state.timers = { retry: 0, connect: 0, pong: 0, progress: 0 };
   const socket = state.socket;
@@ -196,12 +218,19 @@ function send(type, payload = {}) {
   return true;
 }
 
+function sendBinary(buffer) {
+  if (state.socket?.readyState !== WebSocket.OPEN) return false;
+  state.socket.send(buffer);
+  return true;
+}
+
 function onClose(event) {
   state.socket = null;
   clearTimeout(state.timers.connect);
   clearTimeout(state.timers.pong);
   setConnection("offline");
   givePendingBack();
+  clearListening(); // that connection's speech recogniser is gone: no transcript will come
   const code = event.code;
   if (CLOSE_NOTES[code]) toast(CLOSE_NOTES[code]);
   if (code === 4000) { // idle: stay closed until the student is back, so an abandoned tab costs nothing
@@ -257,12 +286,13 @@ const handlers = {
   RESPONSE_STARTED: ({ turnId }) => turnId === state.activeTurn && showQueue(null),
   RESPONSE_DELTA: onDelta,
   RESPONSE_DONE: onDone,
+  TRANSCRIPT: onTranscript,
   ERROR: onError,
   PONG: () => clearTimeout(state.timers.pong),
 };
 
 function onFrame(data) {
-  if (typeof data !== "string") return; // binary frames carry reply audio; this page shows text
+  if (typeof data !== "string") return voice.receive(data); // binary frames carry reply audio
   let event;
   try { event = JSON.parse(data); } catch { return; }
   handlers[event?.type]?.(event.payload ?? {});
@@ -273,6 +303,7 @@ function onRestored({ passageId, messages = [], progress = [], inflight = null }
   state.attempts = 0;
   setConnection("online");
   if (passageId !== state.passage.id) send("SESSION_UPDATE", { passageId: state.passage.id });
+  if (voice.on) configureVoice(); // voice settings last only as long as a connection
   renderConversation(messages, inflight);
   restorePosition(progress);
 }
@@ -289,6 +320,7 @@ function followTurn(turnId, text, seq) {
   bubble.setAttribute("aria-busy", "true"); // screen readers read the answer once, when whole
   state.turns.set(turnId, { seq, bubble, textEl: bubble.querySelector(".msg-text") });
   state.activeTurn = turnId;
+  voice.follow(turnId);
   return bubble;
 }
 
@@ -304,6 +336,7 @@ function onDelta({ turnId, seq, text }) {
 }
 
 function onDone({ turnId, status, text, citations = [], error = null }) {
+  voice.replyDone(turnId, status); // a cancelled reply goes quiet at once
   const turn = state.turns.get(turnId);
   if (!turn) return;
   state.turns.delete(turnId);
@@ -324,6 +357,7 @@ function onError({ code, message, turnId }) {
     question.bubble.remove();
     if (!ui.question.value) ui.question.value = question.text;
   }
+  if (code === "voice_error") clearListening(); // the spoken question could not be heard
   toast(message || code);
 }
 
@@ -397,21 +431,95 @@ function givePendingBack() {
 
 function updateControls() {
   ui.ask.disabled = !state.online;
-  ui.stop.disabled = !(state.online && state.activeTurn);
+  // Stopping the tutor's voice needs no connection; stopping the text reply does.
+  ui.stop.disabled = !((state.online && state.activeTurn) || voice.playingTurnId);
+  ui.mic.setAttribute("aria-pressed", String(voice.on));
+  const status = voiceSupport() === "ok" && micStatus();
+  // Rewriting the same text would make screen readers announce it again.
+  if (status && ui.micStatus.textContent !== status) ui.micStatus.textContent = status;
+}
+
+function micStatus() {
+  if (!voice.on) return "Turn on the microphone to ask out loud.";
+  if (state.listening) return "Listening…";
+  return state.online ? "Microphone on: ask your question out loud." : "Microphone on – waiting for the connection.";
 }
 
 function ask(event) {
   event.preventDefault();
   const text = ui.question.value.trim();
   // Asking while a reply streams is allowed on purpose: the server cancels it (barge-in).
-  if (!text || !state.online || !send("STUDENT_INTERRUPTION", { questionText: text })) return;
+  if (!text || !state.online) return;
+  voice.stopPlayback(); // first: the server cuts the spoken reply to what was heard
+  if (!send("STUDENT_INTERRUPTION", { questionText: text })) return;
   highlight([]);
   state.pending.push({ text, bubble: addBubble("student", text, "sending") });
   ui.question.value = "";
 }
 
 function stop() {
+  voice.stopPlayback(); // PLAYBACK_POSITION goes before the cancel that stores the reply
   if (state.activeTurn) send("RESPONSE_CANCEL", { turnId: state.activeTurn });
+}
+
+// ---- voice questions
+// TRANSCRIPT final:false means the student started talking: the tutor goes quiet at
+// once and a "listening…" bubble appears. final:true carries the words, which then
+// wait for INTERRUPTION_ACKNOWLEDGED like a typed question.
+function onTranscript({ text = "", final }) {
+  if (!final) {
+    voice.stopPlayback();
+    state.listening ??= addBubble("student", "listening…", "interim");
+    return updateControls();
+  }
+  const words = text.trim();
+  if (!words) return clearListening(); // only noise was heard: no question
+  const bubble = state.listening ?? addBubble("student", words, "sending");
+  state.listening = null;
+  bubble.classList.replace("interim", "sending");
+  bubble.querySelector(".msg-text").textContent = words;
+  state.pending.push({ text: words, bubble });
+  voice.heard(words);
+  highlight([]);
+  updateControls();
+}
+
+function clearListening() {
+  state.listening?.remove();
+  state.listening = null;
+  updateControls();
+}
+
+function configureVoice() {
+  if (send("SESSION_UPDATE", VOICE_CONFIG)) state.voiceSocket = state.socket;
+}
+
+async function toggleMic() {
+  if (voice.starting) return; // the permission prompt is still open
+  if (voice.on) {
+    state.voiceSocket = null;
+    return voice.disable();
+  }
+  try {
+    await voice.enable();
+    configureVoice();
+  } catch (error) {
+    toast(MIC_ERRORS[error?.name] ?? `Could not use the microphone: ${error?.message ?? error}`);
+  }
+  updateControls();
+}
+
+function setUpVoice() {
+  const support = voiceSupport();
+  ui.mic.addEventListener("click", toggleMic);
+  ui.mic.disabled = support !== "ok";
+  ui.mic.closest(".voice-row").hidden = support === "missing";
+  if (support === "insecure") ui.micStatus.textContent = "Talking needs a secure page (https).";
+  // Read-only view for tests and debugging: snapshots, never the live objects.
+  window.readerai = Object.freeze({
+    get stats() { return voice.stats(); },
+    state: () => ({ connection: ui.connection.dataset.state, playingTurnId: voice.playingTurnId }),
+  });
 }
 
 // ---- reading position
@@ -516,4 +624,5 @@ document.addEventListener("visibilitychange", () => {
   else checkAlive();
 });
 
+setUpVoice();
 loadLibrary();
