@@ -52,8 +52,9 @@ def free_port() -> int:
 
 
 def start_server(
-    engine: str, token_delay: float, data: Path
+    engine: str, token_delay: float, data: Path, **settings: str
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """`readerai serve` on a free port, ready; `settings` are extra READERAI_* variables."""
     port = free_port()
     env = os.environ | {
         "READERAI_ENGINE": engine,
@@ -63,6 +64,7 @@ def start_server(
         "READERAI_ENGINE_QUEUE_LIMIT": "10000",
         "READERAI_ENGINE_CONCURRENCY": "64" if engine == "extractive" else "2",
         "HF_HUB_OFFLINE": "1",
+        **settings,
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "readerai", "serve", "--port", str(port)],

@@ -26,10 +26,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
-from ack_latency import free_port, machine
+from ack_latency import machine, start_server
 from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -44,37 +43,6 @@ QUESTIONS = [
     "What did the lion think of the mouse?",
 ]
 AUDIO_ON = {"audio": {"inputFormat": "pcm16", "inputSampleRate": 16000, "output": True}}
-
-
-def start_server(engine: str, data: Path) -> tuple[Any, str]:
-    import os
-    import subprocess
-
-    port = free_port()
-    env = os.environ | {
-        "READERAI_ENGINE": engine,
-        "READERAI_DATABASE_URL": f"sqlite+aiosqlite:///{data}/voice.db",
-        "READERAI_LOG_LEVEL": "warning",
-        "READERAI_MAX_REPLY_TOKENS": "80",
-        "HF_HUB_OFFLINE": "1",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "readerai", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not become ready")
 
 
 async def open_session(url: str) -> ClientConnection:
@@ -281,7 +249,11 @@ def main() -> None:
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
     print("machine:", machine())
     with tempfile.TemporaryDirectory() as data:
-        proc, url = (None, args.url) if args.url else start_server(args.engine, Path(data))
+        proc, url = (
+            (None, args.url)
+            if args.url
+            else start_server(args.engine, 0.02, Path(data), READERAI_MAX_REPLY_TOKENS="80")
+        )
         try:
             asyncio.run(main_async(args, url))
         finally:

@@ -78,7 +78,12 @@ class Settings(BaseSettings):
     )
     max_reply_tokens: int = Field(160, ge=1, le=4096, description="Most tokens in one reply.")
     context_sentences: int = Field(
-        8, ge=1, le=200, description="Most passage sentences put in the prompt of one question."
+        40,
+        ge=1,
+        le=200,
+        description="Most passage sentences put in the prompt of one question. A passage "
+        "that fits goes in whole, which keeps the prompt's start the same from question "
+        "to question, so the local engine reuses it (much faster first token).",
     )
     local_model_path: Path | None = Field(
         None, description="GGUF file for `local`; default: the bundled SmolLM2-135M-Instruct."

@@ -6,7 +6,7 @@ abbreviation ("Mr.", "e.g.") or a capital initial ("J.") does not end one, and a
 decimal point never does, since no whitespace follows it. A run longer than
 `MAX_RUN_CHARS` with no sentence end is cut at its last comma, else its last
 space, so that speech starts early even for one long sentence; and before the first piece
-was spoken, a run past `FIRST_PIECE_CHARS` is cut at a comma.
+was spoken, a run past `FIRST_PIECE_CHARS` is cut at a comma, else at a space.
 
 Invariants: the pieces `feed` and `flush` return hold every non-whitespace
 character fed, in order; each piece is stripped and non-empty; between calls the
@@ -21,7 +21,7 @@ import re
 MAX_RUN_CHARS = 200
 #: Before anything was spoken, a run this long is cut at a comma, so speech starts
 #: sooner; never a piece shorter than FIRST_PIECE_MIN_CHARS.
-FIRST_PIECE_CHARS = 60
+FIRST_PIECE_CHARS = 40
 FIRST_PIECE_MIN_CHARS = 20
 #: A comma this early in a long run makes too short a piece; cut at a space instead.
 _MIN_COMMA_CUT = MAX_RUN_CHARS // 3
@@ -67,10 +67,14 @@ class SentenceChunker:
         if len(self._buffer) > MAX_RUN_CHARS:
             return _long_run_cut(self._buffer)
         if not self._spoken_any and len(self._buffer) > FIRST_PIECE_CHARS:
-            # The student waits in silence for the first piece: speak at a comma.
+            # The student waits in silence for the first piece: speak at a comma, or
+            # else between two words (the last one may still be arriving).
             comma = self._buffer.rfind(", ")
             if comma >= FIRST_PIECE_MIN_CHARS:
                 return comma + 1
+            space = self._buffer.rfind(" ")
+            if space >= FIRST_PIECE_MIN_CHARS:
+                return space
         return None
 
 

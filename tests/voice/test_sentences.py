@@ -63,7 +63,17 @@ def test_a_long_run_is_cut_at_a_comma_so_speech_starts_early() -> None:
     pieces = by_characters(text)
     assert len(pieces) > 1
     assert all(len(piece) <= MAX_RUN_CHARS for piece in pieces)
-    assert all(piece.endswith((",", ".")) for piece in pieces)
+    # After the first piece (cut early, see below), long runs end at commas.
+    assert all(piece.endswith((",", ".")) for piece in pieces[1:])
+
+
+def test_the_first_piece_is_spoken_after_a_few_words_without_waiting_for_a_comma() -> None:
+    chunker = SentenceChunker()
+    words = "The lion was very big and his paws were like soft pillows and he slept all day."
+    pieces = [p for word in words.split(" ") for p in chunker.feed(word + " ")]
+    first = pieces[0]
+    assert 20 <= len(first) <= 60 and words.startswith(first), first
+    assert pieces[1:] == [words[len(first) :].strip()], "only the first piece is cut early"
 
 
 def test_a_long_run_without_commas_is_cut_between_words() -> None:
