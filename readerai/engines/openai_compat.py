@@ -11,17 +11,16 @@ a deadline (the SDK timeout, and `CLOSE_SECONDS` for closing); errors leave as
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, cast
-from urllib.parse import urlsplit
 
 import anyio
 import openai
 
 from readerai.engines.base import EngineRequest
 from readerai.engines.prompt import build_messages
-from readerai.errors import EngineError, EngineTimeout, ServiceStartupError
+from readerai.errors import EngineError, EngineTimeout
+from readerai.upstream import OpenAIUpstream
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
@@ -51,54 +50,32 @@ class OpenAIEngine:
         *,
         max_retries: int = 0,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._api_key = api_key
         self._model = model
-        self._timeout = timeout
-        self._max_retries = max_retries
-        self._client: openai.AsyncOpenAI | None = None
-        # For messages: a URL can carry credentials (http://user:secret@host/v1).
-        self._shown_url = re.sub(r"//[^/@]*@", "//***@", self._base_url)
+        self._upstream = OpenAIUpstream(
+            "openai engine",
+            base_url,
+            api_key,
+            timeout,
+            failure=EngineError,
+            timeout_failure=EngineTimeout,
+            max_retries=max_retries,
+            described_as="the OpenAI-compatible server",
+        )
 
     def __repr__(self) -> str:
-        return f"OpenAIEngine(base_url={self._shown_url!r}, model={self._model!r})"
+        return f"OpenAIEngine(base_url={self._upstream.shown_url!r}, model={self._model!r})"
 
     async def start(self) -> None:
-        """Validate the base URL and build the client (off the loop: it reads CA files)."""
-        if self._client is not None:
-            return
-        parts = urlsplit(self._base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            reason = ValueError(
-                f"base URL must look like http(s)://host[:port]/path, got {self._shown_url!r}"
-            )
-            raise ServiceStartupError("openai engine", reason)
-        try:
-            parts.port  # noqa: B018 - raises ValueError on a port out of range
-        except ValueError as exc:
-            raise ServiceStartupError("openai engine", exc) from exc
-        self._client = await anyio.to_thread.run_sync(self._make_client)
-
-    def _make_client(self) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            base_url=self._base_url,
-            api_key=self._api_key,
-            timeout=self._timeout,
-            max_retries=self._max_retries,
-        )
+        """Validate the base URL and build the client; the server is not called."""
+        await self._upstream.start()
 
     async def close(self) -> None:
         """Close the HTTP connection pool."""
-        client, self._client = self._client, None
-        if client is not None:
-            with anyio.move_on_after(CLOSE_SECONDS, shield=True):
-                await client.close()
+        await self._upstream.close()
 
     async def stream(self, request: EngineRequest) -> AsyncGenerator[str, None]:
         """Yield ``choices[0].delta.content`` of each streamed chunk, in order."""
-        client = self._client
-        if client is None:
-            raise EngineError("openai engine is not started")
+        client = self._upstream.client
         messages = cast("list[ChatCompletionMessageParam]", build_messages(request))
         try:
             chunks = await client.chat.completions.create(
@@ -117,31 +94,8 @@ class OpenAIEngine:
                 with anyio.move_on_after(CLOSE_SECONDS, shield=True):
                     await chunks.close()
         except openai.APIConnectionError as exc:
-            raise self._engine_error(exc) from exc
+            raise self._upstream.error(exc) from exc
         except openai.APIError as exc:
             # Not chained: the SDK's message carries the response body, which may
             # echo the key, and tracebacks print chained messages.
-            raise self._engine_error(exc) from None
-
-    def _engine_error(self, exc: openai.APIError) -> EngineError:
-        where = f"the OpenAI-compatible server at {self._shown_url}"
-        if isinstance(exc, openai.APITimeoutError):
-            return EngineTimeout(f"{where} did not answer within {self._timeout:g} s")
-        if isinstance(exc, openai.APIConnectionError):
-            return EngineError(f"cannot reach {where}: {self._redact(_cause(exc))}")
-        if isinstance(exc, openai.APIStatusError):
-            detail = self._redact(exc.message)[:200]
-            return EngineError(f"{where} answered HTTP {exc.status_code}: {detail}")
-        return EngineError(f"{where} failed: {self._redact(exc.message)[:200]}")
-
-    def _redact(self, text: str) -> str:
-        # Some servers echo the key they refused; it must not reach logs or clients.
-        return text.replace(self._api_key, "***") if self._api_key else text
-
-
-def _cause(exc: BaseException) -> str:
-    """The innermost cause's class and message, e.g. ``ConnectError: All connection attempts
-    failed``; the SDK's own message is only "Connection error."."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return f"{type(exc).__name__}: {exc}"
+            raise self._upstream.error(exc) from None

@@ -18,9 +18,9 @@ import openai
 import structlog
 
 from readerai.errors import ServiceStartupError, VoiceError
+from readerai.upstream import OpenAIUpstream
 from readerai.voice.audio import pcm16_to_float32, resample_pcm16, wav_bytes
 from readerai.voice.base import INPUT_SAMPLE_RATE
-from readerai.voice.openai_client import OpenAIAudioClient
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -118,7 +118,14 @@ class OpenAITranscriptionSTT:
     """
 
     def __init__(self, base_url: str, api_key: str, model: str, timeout: float) -> None:
-        self._api = OpenAIAudioClient("openai speech-to-text", base_url, api_key, timeout)
+        self._api = OpenAIUpstream(
+            "openai speech-to-text",
+            base_url,
+            api_key,
+            timeout,
+            failure=VoiceError,
+            timeout_failure=VoiceError,
+        )
         self._model = model
 
     def __repr__(self) -> str:

@@ -20,8 +20,8 @@ import openai
 import structlog
 
 from readerai.errors import ServiceStartupError, Unsupported, VoiceError
+from readerai.upstream import OpenAIUpstream
 from readerai.voice.base import Speech
-from readerai.voice.openai_client import OpenAIAudioClient
 
 if TYPE_CHECKING:
     from piper import PiperVoice, SynthesisConfig
@@ -154,7 +154,14 @@ class OpenAISpeechTTS:
         *,
         voices: Sequence[str] = OPENAI_VOICES,
     ) -> None:
-        self._api = OpenAIAudioClient("openai text-to-speech", base_url, api_key, timeout)
+        self._api = OpenAIUpstream(
+            "openai text-to-speech",
+            base_url,
+            api_key,
+            timeout,
+            failure=VoiceError,
+            timeout_failure=VoiceError,
+        )
         self._model = model
         self.default_voice = default_voice
         self._names = list(dict.fromkeys([*voices, default_voice]))

@@ -1,10 +1,11 @@
-"""`OpenAIAudioClient`: what the OpenAI-compatible speech backends share.
+"""`OpenAIUpstream`: what every backend on an OpenAI-compatible server shares.
 
-The base-URL check, the official SDK client (built off the loop: it reads CA
-files), and the mapping of SDK errors to `VoiceError`. Invariants: every request
-has a deadline (the SDK timeout); failures are not retried (``max_retries=0``), as
-a student waiting to hear or be heard should get a visible error fast; no message
-carries the API key or URL credentials.
+The chat engine and the speech backends all keep: the base-URL check, the official
+SDK client (built off the loop: it reads CA files), and the mapping of SDK errors to
+the caller's error classes. Invariants: every request has a deadline (the SDK
+timeout); failures are not retried (``max_retries=0``), as a student waiting for a
+reply should get a visible error fast; no message carries the API key or URL
+credentials.
 """
 
 from __future__ import annotations
@@ -15,19 +16,35 @@ from urllib.parse import urlsplit
 import anyio
 import openai
 
-from readerai.errors import ServiceStartupError, VoiceError
+from readerai.errors import ReaderAIError, ServiceStartupError
 
 #: Longest wait for the HTTP connections to close.
 CLOSE_SECONDS = 2.0
 
 
-class OpenAIAudioClient:
-    """An `openai.AsyncOpenAI` for one speech backend, named ``service`` in errors."""
+class OpenAIUpstream:
+    """An `openai.AsyncOpenAI` for one backend, named ``service`` in errors.
+
+    Failures become ``failure`` errors, timeouts ``timeout_failure`` ones.
+    """
 
     def __init__(
-        self, service: str, base_url: str, api_key: str, timeout: float, *, max_retries: int = 0
+        self,
+        service: str,
+        base_url: str,
+        api_key: str,
+        timeout: float,
+        *,
+        failure: type[ReaderAIError],
+        timeout_failure: type[ReaderAIError],
+        max_retries: int = 0,
+        described_as: str | None = None,
     ) -> None:
         self.service = service
+        #: How failure messages name the server ("<described_as> at <url>").
+        self._described_as = described_as or service
+        self._failure = failure
+        self._timeout_failure = timeout_failure
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._api_key = api_key
@@ -38,9 +55,9 @@ class OpenAIAudioClient:
 
     @property
     def client(self) -> openai.AsyncOpenAI:
-        """The started client; `VoiceError` before `start` or after `close`."""
+        """The started client; a ``failure`` error before `start` or after `close`."""
         if self._client is None:
-            raise VoiceError(f"{self.service} is not started")
+            raise self._failure(f"{self.service} is not started")
         return self._client
 
     async def start(self) -> None:
@@ -73,18 +90,18 @@ class OpenAIAudioClient:
             with anyio.move_on_after(CLOSE_SECONDS, shield=True):
                 await client.close()
 
-    def error(self, exc: openai.APIError) -> VoiceError:
-        """A `VoiceError` describing ``exc`` without the key; raise it ``from None``
+    def error(self, exc: openai.APIError) -> ReaderAIError:
+        """An error describing ``exc`` without the key; raise it ``from None``
         (the SDK's message can hold the response body, which may echo the key)."""
-        where = f"{self.service} at {self.shown_url}"
+        where = f"{self._described_as} at {self.shown_url}"
         if isinstance(exc, openai.APITimeoutError):
-            return VoiceError(f"{where} did not answer within {self.timeout:g} s")
+            return self._timeout_failure(f"{where} did not answer within {self.timeout:g} s")
         if isinstance(exc, openai.APIConnectionError):
-            return VoiceError(f"cannot reach {where}: {self.redact(_cause(exc))}")
+            return self._failure(f"cannot reach {where}: {self.redact(_cause(exc))}")
         if isinstance(exc, openai.APIStatusError):
             detail = self.redact(exc.message)[:200]
-            return VoiceError(f"{where} answered HTTP {exc.status_code}: {detail}")
-        return VoiceError(f"{where} failed: {self.redact(exc.message)[:200]}")
+            return self._failure(f"{where} answered HTTP {exc.status_code}: {detail}")
+        return self._failure(f"{where} failed: {self.redact(exc.message)[:200]}")
 
     def redact(self, text: str) -> str:
         """``text`` with the API key masked."""
