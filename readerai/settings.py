@@ -115,6 +115,11 @@ class Settings(BaseSettings):
         description="Text-to-speech: `piper` (bundled en_US-joe-medium, offline) or "
         "`openai` (an OpenAI-compatible `/audio/speech` endpoint).",
     )
+    piper_voices: list[Path] = Field(
+        default_factory=list,
+        description="More Piper voices, as JSON list of `.onnx` files (each with its "
+        "`.onnx.json` beside it); a voice is named by its file name without `.onnx`.",
+    )
     vad: Literal["webrtc", "silero"] = Field(
         "silero", description="Voice activity detector that cuts questions out of audio."
     )

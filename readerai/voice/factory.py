@@ -35,7 +35,11 @@ def build_stt(settings: Settings) -> SpeechToText:
 def build_tts(settings: Settings) -> TextToSpeech:
     """The text-to-speech named by ``settings.tts``, not yet started."""
     if settings.tts == "piper":
-        return PiperTTS(concurrency=settings.voice_concurrency)
+        extra = {
+            model.name.removesuffix(".onnx"): (model, model.with_name(model.name + ".json"))
+            for model in settings.piper_voices
+        }
+        return PiperTTS(concurrency=settings.voice_concurrency, extra_voices=extra)
     if settings.tts == "openai":
         return OpenAISpeechTTS(
             settings.openai_base_url,

@@ -59,9 +59,11 @@ class PiperTTS:
         default_voice: str = DEFAULT_PIPER_VOICE,
         concurrency: int = 1,
         deterministic: bool = False,
+        extra_voices: dict[str, tuple[Path, Path]] | None = None,
     ) -> None:
         """``voices`` maps a name to its ``(model.onnx, config.json)``; default: the
         bundled en_US-joe-medium, located at `start` (finding it touches the disk).
+        ``extra_voices`` are added to those (operators' own Piper voices).
 
         Piper samples noise, so the same text sounds slightly different each time
         (and tiny.en hears "lion" as "line" in about 4 of 10 takes of one sentence).
@@ -71,10 +73,12 @@ class PiperTTS:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         names = list(voices) if voices is not None else [DEFAULT_PIPER_VOICE]
+        names += [name for name in extra_voices or {} if name not in names]
         if default_voice not in names:
             raise ValueError(f"default voice {default_voice!r} is not among {names}")
         self.default_voice = default_voice
         self._paths = voices
+        self._extra = dict(extra_voices or {})
         self._names = names
         self._limiter = anyio.CapacityLimiter(concurrency)
         self._loaded: dict[str, PiperVoice] | None = None
@@ -99,6 +103,7 @@ class PiperTTS:
                 self._config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
 
             paths = self._paths if self._paths is not None else bundled_piper_voices()
+            paths = {**paths, **self._extra}
             loaded: dict[str, PiperVoice] = {}
             for name, (model, config) in paths.items():
                 if not model.is_file() or not config.is_file():

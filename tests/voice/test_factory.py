@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from pydantic import SecretStr
 
 from readerai.settings import Settings
 from readerai.voice.factory import build_segmenter_factory, build_stt, build_tts
 from readerai.voice.stt import OpenAITranscriptionSTT, WhisperSTT
-from readerai.voice.tts import DEFAULT_PIPER_VOICE, OpenAISpeechTTS, PiperTTS
+from readerai.voice.tts import (
+    DEFAULT_PIPER_VOICE,
+    OpenAISpeechTTS,
+    PiperTTS,
+    bundled_piper_voices,
+)
 from readerai.voice.vad import SileroSegmenter, WebRtcSegmenter
 
 
@@ -46,3 +54,23 @@ def test_each_stream_gets_a_fresh_segmenter_with_the_configured_timing(
     assert isinstance(first, kind) and isinstance(second, kind)
     assert first is not second
     assert (first.params.silence_ms, first.params.max_utterance_ms) == (900, 8000)
+
+
+@pytest.mark.slow
+async def test_operators_can_add_piper_voices_that_sessions_then_choose(tmp_path: Path) -> None:
+    def copy_bundled_voice() -> Path:
+        model, config = bundled_piper_voices()[DEFAULT_PIPER_VOICE]
+        extra = tmp_path / "en_US-story-medium.onnx"
+        shutil.copyfile(model, extra)
+        shutil.copyfile(config, tmp_path / "en_US-story-medium.onnx.json")
+        return extra
+
+    extra = await anyio.to_thread.run_sync(copy_bundled_voice)
+    tts = build_tts(settings(piper_voices=[extra]))
+    assert tts.voices() == [DEFAULT_PIPER_VOICE, "en_US-story-medium"]
+    await tts.start()
+    try:
+        speech = await tts.synthesize("The lion slept.", "en_US-story-medium")
+    finally:
+        await tts.close()
+    assert speech.pcm and speech.sample_rate == 22050
