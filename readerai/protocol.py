@@ -222,8 +222,6 @@ class ReplyAudio(ServerEvent):
     seq: int = Field(ge=1)
     sample_rate: int
     pcm: bytes
-    #: Where this chunk starts in the turn's audio, in ms (not on the wire).
-    start_ms: float = 0.0
 
 
 class ErrorInfo(_Model):
@@ -323,12 +321,6 @@ def _describe(exc: ValidationError) -> str:
 
 def encode(event: ServerEvent) -> str:
     """Serialise a server event to its JSON text frame."""
-    body = {"type": event.TYPE, "payload": event.model_dump(mode="json", by_alias=True)}
-    return pydantic_core.to_json(body).decode()
-
-
-def encode_client(event: ClientEvent) -> str:
-    """Serialise a client event (used by clients and tests written in Python)."""
     body = {"type": event.TYPE, "payload": event.model_dump(mode="json", by_alias=True)}
     return pydantic_core.to_json(body).decode()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 from dataclasses import dataclass
 from typing import Protocol
@@ -182,7 +183,9 @@ class NodeServices:
                     sentences=split_sentences(sample.text),
                 )
 
+    @functools.cached_property
     def session_services(self) -> SessionServices:
+        """What every connection actor shares (built once, not per connection)."""
         return SessionServices(
             hub=self.hub,
             runner=self.runner,
@@ -194,7 +197,9 @@ class NodeServices:
             new_segmenter=self.new_segmenter,
         )
 
+    @functools.cached_property
     def connection_limits(self) -> ConnectionLimits:
+        """Per-connection limits from settings (built once)."""
         s = self.settings
         return ConnectionLimits(
             outbound_queue_size=s.outbound_queue_size,

@@ -25,7 +25,8 @@ CLOSE_SECONDS = 2.0
 class OpenAIUpstream:
     """An `openai.AsyncOpenAI` for one backend, named ``service`` in errors.
 
-    Failures become ``failure`` errors, timeouts ``timeout_failure`` ones.
+    Failures become ``failure`` errors, timeouts ``timeout_failure`` ones (by
+    default ``failure`` too).
     """
 
     def __init__(
@@ -36,7 +37,7 @@ class OpenAIUpstream:
         timeout: float,
         *,
         failure: type[ReaderAIError],
-        timeout_failure: type[ReaderAIError],
+        timeout_failure: type[ReaderAIError] | None = None,
         max_retries: int = 0,
         described_as: str | None = None,
     ) -> None:
@@ -44,7 +45,7 @@ class OpenAIUpstream:
         #: How failure messages name the server ("<described_as> at <url>").
         self._described_as = described_as or service
         self._failure = failure
-        self._timeout_failure = timeout_failure
+        self._timeout_failure = timeout_failure or failure
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._api_key = api_key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from readerai.errors import StoreUnavailable
@@ -19,7 +19,3 @@ def get_services(connection: HTTPConnection) -> NodeServices:
 
 
 ServicesDep = Annotated[NodeServices, Depends(get_services)]
-
-
-def request_id(request: Request) -> str:
-    return str(request.scope.get("state", {}).get("request_id", ""))

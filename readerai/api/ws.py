@@ -77,7 +77,7 @@ async def session_socket(
     actor = ConnectionActor(
         StarletteTransport(websocket),
         session_id,
-        services.session_services(),
-        services.connection_limits(),
+        services.session_services,
+        services.connection_limits,
     )
     await actor.run(last_seq)

@@ -303,8 +303,9 @@ class ConnectionActor:
         return True
 
     def _refuse(self, exc: ReaderAIError) -> None:
-        level = "info" if isinstance(exc, ProtocolError | RateLimited) else "warning"
-        self._log.log(_LEVELS[level], "client.refused", code=exc.code)
+        # The client's mistake is routine; anything else is ours to look at.
+        client_fault = isinstance(exc, ProtocolError | RateLimited)
+        (self._log.info if client_fault else self._log.warning)("client.refused", code=exc.code)
         self._services.metrics.errors.labels(code=exc.code).inc()
         self.deliver(Error(code=exc.code, message=exc.message))
 
@@ -376,6 +377,3 @@ class ConnectionActor:
     async def _require_passage(self, passage_id: str) -> None:
         if await self._services.catalog.get(passage_id) is None:
             raise NotFound(f"no passage {passage_id!r}")
-
-
-_LEVELS = {"info": 20, "warning": 30}

@@ -68,8 +68,7 @@ class TurnSpeaker:
                 return
             if not speech.pcm:
                 continue
-            span = self.timeline.add(self._turn.text, sentence, speech.duration_ms)
-            offset = span.audio_start_ms
+            self.timeline.add(self._turn.text, sentence, speech.duration_ms)
             for pcm in split_pcm(speech.pcm, speech.sample_rate, FRAME_MS):
                 self._seq += 1
                 self._publish(
@@ -78,7 +77,5 @@ class TurnSpeaker:
                         seq=self._seq,
                         sample_rate=speech.sample_rate,
                         pcm=pcm,
-                        start_ms=offset,
                     )
                 )
-                offset += len(pcm) / 2 / speech.sample_rate * 1000

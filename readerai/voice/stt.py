@@ -124,7 +124,6 @@ class OpenAITranscriptionSTT:
             api_key,
             timeout,
             failure=VoiceError,
-            timeout_failure=VoiceError,
         )
         self._model = model
 

@@ -165,7 +165,6 @@ class OpenAISpeechTTS:
             api_key,
             timeout,
             failure=VoiceError,
-            timeout_failure=VoiceError,
         )
         self._model = model
         self.default_voice = default_voice
