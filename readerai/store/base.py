@@ -15,6 +15,7 @@ class SessionRecord:
     passage_id: str | None
     created_at: datetime
     updated_at: datetime
+    class_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,9 @@ class MessageRecord:
     status: ReplyStatus
     citations: list[int] = field(default_factory=list)
     created_at: datetime = field(default_factory=datetime.now)
+    #: Last write of text or status: a reply `in_progress` whose `updated_at` is older
+    #: than the turn lease has lost its node (see `Store.interrupt_stale_replies`).
+    updated_at: datetime = field(default_factory=datetime.now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +54,9 @@ class PassageRecord:
 class Store(Protocol):
     """Durable state. Every method is one short unit of work (its own transaction).
 
-    Raises `readerai.errors.StoreUnavailable` when the database cannot be reached,
-    `readerai.errors.NotFound` for a missing session where one is required.
+    Raises `readerai.errors.StoreUnavailable` when the database cannot be reached
+    (writes first retry for a while, reads do not), `readerai.errors.NotFound` for a
+    missing session where one is required.
     """
 
     async def start(self) -> None:
@@ -64,11 +69,18 @@ class Store(Protocol):
         """True when a trivial query succeeds within a short deadline."""
 
     async def create_session(
-        self, *, session_id: str | None = None, passage_id: str | None = None
+        self,
+        *,
+        session_id: str | None = None,
+        passage_id: str | None = None,
+        class_id: str | None = None,
     ) -> SessionRecord:
         """Create a session (a new UUID4 hex id unless given); Conflict if it exists."""
 
     async def get_session(self, session_id: str) -> SessionRecord | None: ...
+
+    async def sessions_in_class(self, class_id: str) -> list[SessionRecord]:
+        """The sessions of one class, oldest first."""
 
     async def set_session_passage(self, session_id: str, passage_id: str | None) -> None: ...
 
@@ -92,7 +104,30 @@ class Store(Protocol):
         status: ReplyStatus,
         citations: list[int] | None = None,
     ) -> None:
-        """Replace a message's text, status and citations (a reply being checkpointed)."""
+        """Replace a message's text, status and citations, and set its `updated_at`."""
+
+    async def get_message(self, message_id: int) -> MessageRecord | None: ...
+
+    async def checkpoint_message(self, message_id: int, *, text: str) -> bool:
+        """Save the text of a reply still streaming; False once it is no longer `in_progress`.
+
+        One conditional write, so a checkpoint racing `interrupt_stale_replies` either
+        lands before it (and renews the lease) or changes nothing.
+        """
+
+    async def interrupt_stale_replies(self, session_id: str, *, older_than: datetime) -> int:
+        """Interrupt the session's replies whose node died mid-reply; return how many.
+
+        A reply is taken for orphaned when it is still `in_progress` and was last
+        written (`updated_at`) before `older_than`; one conditional write, as above.
+        """
+
+    async def interrupt_all_in_progress(self) -> int:
+        """Mark every `in_progress` reply `interrupted`; return how many.
+
+        Only for a node that knows no other node can be writing a reply: a single
+        process at start-up.
+        """
 
     async def recent_messages(
         self, session_id: str, *, limit: int, before_id: int | None = None

@@ -28,6 +28,7 @@ NAMING_CONVENTION = {
 
 SESSION_ID_LENGTH = 32
 PASSAGE_ID_LENGTH = 64
+CLASS_ID_LENGTH = 64
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -80,6 +81,8 @@ class SessionRow(Base):
     passage_id: Mapped[str | None] = mapped_column(String(PASSAGE_ID_LENGTH))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+    # Indexed for "every session of a class" (a teacher's view).
+    class_id: Mapped[str | None] = mapped_column(String(CLASS_ID_LENGTH), index=True)
 
     def to_record(self) -> SessionRecord:
         """This row as the frozen record the store hands out."""
@@ -88,6 +91,7 @@ class SessionRow(Base):
             passage_id=self.passage_id,
             created_at=self.created_at,
             updated_at=self.updated_at,
+            class_id=self.class_id,
         )
 
 
@@ -113,6 +117,8 @@ class MessageRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     citations: Mapped[list[int]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    # Renewed by every checkpoint of a streaming reply: its node's lease on it.
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
 
     def to_record(self) -> MessageRecord:
         """This row as the frozen record the store hands out."""
@@ -125,6 +131,7 @@ class MessageRow(Base):
             status=ReplyStatus(self.status),
             citations=list(self.citations),
             created_at=self.created_at,
+            updated_at=self.updated_at,
         )
 
 

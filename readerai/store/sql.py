@@ -3,10 +3,16 @@
 Invariants:
 - every public method is one short transaction and returns frozen records, never
   ORM objects, so nothing outside this module can trigger lazy I/O;
-- a database that cannot be reached (refused, timed out, dropped connection, a
-  missing SQLite directory that cannot be made) surfaces as `StoreUnavailable`
-  naming the database with its password masked; constraint violations surface as
-  `Conflict` (taken id) or `NotFound` (missing session);
+- a database that cannot be reached surfaces as `StoreUnavailable` (see
+  `readerai.store.database`); constraint violations surface as `Conflict` (taken
+  id) or `NotFound` (missing session);
+- writes ride out a short outage: each is retried as a whole while the database is
+  unavailable, for up to `write_retry_seconds` (see `readerai.store.retry`); reads
+  fail at once;
+- a reply `in_progress` is leased by the node streaming it: every checkpoint renews
+  `messages.updated_at`, and the conditional updates below (checkpoint only while
+  `in_progress`, interrupt only when the lease ran out) are single statements, so a
+  checkpoint and an interruption racing each other cannot both take effect;
 - no blocking call runs on the event loop: SQLite work happens on aiosqlite's
   thread, file-system work and migrations on anyio worker threads.
 """
@@ -14,41 +20,23 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import re
-import unicodedata
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
-import anyio
-import anyio.to_thread
-from sqlalchemy import Insert, event, insert, select, text, update
+from sqlalchemy import Insert, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
-from sqlalchemy.pool import ConnectionPoolEntry
 
-from readerai.errors import Conflict, NotFound, StoreUnavailable
+from readerai.errors import Conflict, NotFound
 from readerai.protocol import ReplyStatus
 from readerai.store.base import MessageRecord, PassageRecord, ProgressRecord, SessionRecord
+from readerai.store.database import Database, is_unavailable
 from readerai.store.group_commit import GroupCommit
-from readerai.store.migrate import (
-    async_url,
-    connect_args,
-    ensure_sqlite_directory,
-    upgrade_database,
-)
+from readerai.store.migrate import async_url, upgrade_database
 from readerai.store.models import (
+    CLASS_ID_LENGTH,
     PASSAGE_ID_LENGTH,
     SESSION_ID_LENGTH,
     MessageRow,
@@ -57,13 +45,15 @@ from readerai.store.models import (
     SessionRow,
     utc_now,
 )
+from readerai.store.retry import WriteRetry, retried_write
+from readerai.store.slugs import numbered_slugs, slugify
 
-#: Longest a health check may take before the store is reported down.
-PING_DEADLINE_SECONDS = 2.0
+__all__ = ["SqlStore", "slugify"]
+
 #: Times a slug id is retried when another writer takes it between look-up and insert.
 SLUG_ATTEMPTS = 5
-#: Numbered slugs looked up per query when the plain one is taken.
-SLUG_BATCH = 20
+#: The policy of a store that never connected: retrying could not help.
+_NO_RETRY = WriteRetry(budget=0.0)
 
 
 class SqlStore:
@@ -71,106 +61,74 @@ class SqlStore:
 
     `url` is an SQLAlchemy URL (`sqlite+aiosqlite:///PATH`, `postgresql+asyncpg://…`;
     a bare `sqlite://` or `postgresql://` gets its async driver). `connect_timeout`
-    bounds every new connection and the wait for a pooled one.
+    bounds every new connection and the wait for a pooled one. A write that finds
+    the database unavailable is retried with backoff for `write_retry_seconds`
+    (0: not retried) before `StoreUnavailable` is raised.
     """
 
-    def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
-        self._url: URL = async_url(url)
-        self._connect_timeout = connect_timeout
+    def __init__(
+        self, url: str, *, connect_timeout: float = 5.0, write_retry_seconds: float = 10.0
+    ) -> None:
+        if write_retry_seconds < 0:
+            raise ValueError("write_retry_seconds must not be negative")
+        self._db = Database(async_url(url), connect_timeout=connect_timeout)
         #: The URL as logs and errors show it: the password is never printed.
-        self.display_url = self._url.render_as_string(hide_password=True)
-        # Made by `start()`, off the event loop: SQLAlchemy resolves a SQLite path
-        # with `os.path.abspath`, a file-system call.
-        self._engine: AsyncEngine | None = None
-        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self.display_url = self._db.display_url
+        self._write_retry = WriteRetry(budget=write_retry_seconds)
+        self._started = False
         self._message_writes: GroupCommit[MessageRecord, MessageRecord] = GroupCommit(
             self._insert_messages
         )
 
-    def _create_engine(self) -> AsyncEngine:
-        """Build the engine and pool (no connection yet); blocking, so run in a thread."""
-        sqlite = self._url.get_backend_name() == "sqlite"
-        engine = create_async_engine(
-            self._url,
-            connect_args=connect_args(self._url, self._connect_timeout),
-            pool_timeout=self._connect_timeout,
-            # SQLite has one writer at a time. Concurrent writers on several
-            # connections wait in SQLite's busy handler, which sleeps in steps of up
-            # to 100 ms; one pooled connection makes them queue on the event loop.
-            **({"pool_size": 1, "max_overflow": 0} if sqlite else {}),
-            # A pooled PostgreSQL connection may have been cut by a restart or a proxy.
-            pool_pre_ping=self._url.get_backend_name() == "postgresql",
-        )
-        if self._url.get_backend_name() == "sqlite":
-            event.listen(engine.sync_engine, "connect", self._configure_sqlite)
-        return engine
-
-    def _configure_sqlite(self, dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-        # WAL lets readers proceed while a reply is being written; foreign keys are
-        # off by default in SQLite; busy_timeout waits for a writer instead of failing.
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # In WAL mode NORMAL is safe against corruption and against a crash of the
-        # process; only an OS crash or power loss can lose the last commits.
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(self._connect_timeout * 1000)}")
-        cursor.close()
+    @property
+    def write_retry(self) -> WriteRetry:
+        """How long writes keep trying through an outage (not at all before `start`)."""
+        return self._write_retry if self._started else _NO_RETRY
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Connect within `connect_timeout`, then migrate to the newest schema."""
+        await self._db.connect()
         try:
-            with anyio.fail_after(self._connect_timeout):
-                if self._engine is None:
-                    self._engine = await anyio.to_thread.run_sync(self._create_engine)
-                    self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
-                await anyio.to_thread.run_sync(ensure_sqlite_directory, self._url)
-                async with self._engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
-        except Exception as exc:
-            # Whatever stops the first connection (refused, timeout, bad credentials,
-            # unwritable path) means the same to the caller: no database.
-            raise self._unavailable(exc) from exc
-        try:
-            await upgrade_database(self._url.render_as_string(hide_password=False))
+            await upgrade_database(self._db.url.render_as_string(hide_password=False))
         except (DBAPIError, PoolTimeoutError, OSError) as exc:
-            if not _is_unavailable(exc):
+            if not is_unavailable(exc):
                 raise
-            raise self._unavailable(exc) from exc
+            raise self._db.unavailable(exc) from exc
+        self._started = True
 
     async def close(self) -> None:
         """Close every pooled connection (a later call reconnects)."""
         await self._message_writes.drain()
-        if self._engine is not None:
-            await self._engine.dispose()
+        await self._db.dispose()
 
     async def ping(self) -> bool:
         """True when `SELECT 1` answers within two seconds; never raises."""
-        if self._engine is None:
-            return False
-        try:
-            with anyio.fail_after(PING_DEADLINE_SECONDS):
-                async with self._engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - a health check reports failure, it does not raise
-            return False
-        return True
+        return await self._db.ping()
 
     # ------------------------------------------------------------------ sessions
 
+    @retried_write
     async def create_session(
-        self, *, session_id: str | None = None, passage_id: str | None = None
+        self,
+        *,
+        session_id: str | None = None,
+        passage_id: str | None = None,
+        class_id: str | None = None,
     ) -> SessionRecord:
         """Create a session (a new UUID4 hex id unless given); Conflict if it exists."""
         session_id = session_id or uuid.uuid4().hex
         _check_length("session id", session_id, SESSION_ID_LENGTH)
         if passage_id is not None:
             _check_length("passage id", passage_id, PASSAGE_ID_LENGTH)
+        if class_id is not None:
+            _check_length("class id", class_id, CLASS_ID_LENGTH)
         now = utc_now()
-        row = SessionRow(id=session_id, passage_id=passage_id, created_at=now, updated_at=now)
-        async with self._transaction() as session:
+        row = SessionRow(
+            id=session_id, passage_id=passage_id, class_id=class_id, created_at=now, updated_at=now
+        )
+        async with self._db.transaction() as session:
             session.add(row)
             try:
                 await session.flush()
@@ -180,26 +138,35 @@ class SqlStore:
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         """The session with this id, or None."""
-        async with self._transaction() as session:
+        async with self._db.transaction() as session:
             row = await session.get(SessionRow, session_id)
             return None if row is None else row.to_record()
 
+    async def sessions_in_class(self, class_id: str) -> list[SessionRecord]:
+        """The sessions of one class, oldest first."""
+        statement = (
+            select(SessionRow)
+            .where(SessionRow.class_id == class_id)
+            .order_by(SessionRow.created_at, SessionRow.id)
+        )
+        async with self._db.transaction() as session:
+            rows = (await session.scalars(statement)).all()
+        return [row.to_record() for row in rows]
+
+    @retried_write
     async def set_session_passage(self, session_id: str, passage_id: str | None) -> None:
         """Point the session at a passage (or none); NotFound if there is no session."""
         if passage_id is not None:
             _check_length("passage id", passage_id, PASSAGE_ID_LENGTH)
-        async with self._transaction() as session:
-            await self._touch_session(session, session_id, passage_id=passage_id)
-
-    async def _touch_session(self, session: AsyncSession, session_id: str, **values: Any) -> None:
         statement = (
             update(SessionRow)
             .where(SessionRow.id == session_id)
-            .values(updated_at=utc_now(), **values)
+            .values(updated_at=utc_now(), passage_id=passage_id)
             .returning(SessionRow.id)
         )
-        if (await session.execute(statement)).scalar_one_or_none() is None:
-            raise NotFound(f"session {session_id!r} does not exist")
+        async with self._db.transaction() as session:
+            if (await session.execute(statement)).scalar_one_or_none() is None:
+                raise NotFound(f"session {session_id!r} does not exist")
 
     # ------------------------------------------------------------------ messages
 
@@ -214,6 +181,7 @@ class SqlStore:
         citations: list[int] | None = None,
     ) -> MessageRecord:
         """Append one message; ids increase with insertion order. NotFound without a session."""
+        now = utc_now()  # replaced when the message is written (see `_insert_messages`)
         pending = MessageRecord(
             id=0,
             session_id=session_id,
@@ -222,24 +190,34 @@ class SqlStore:
             text=text,
             status=status,
             citations=list(citations or []),
-            created_at=utc_now(),
+            created_at=now,
+            updated_at=now,
         )
         return await self._message_writes.submit(pending)
 
+    @retried_write
     async def _insert_messages(self, batch: list[MessageRecord]) -> list[MessageRecord | Exception]:
         """Insert a batch of messages in one transaction (see `GroupCommit`).
 
         Core statements, not the ORM: this is the hot path of every turn. The session
         update is also the existence check; on PostgreSQL the row locks it takes
         serialise a session's inserts, so no reader sees message N+1 committed while
-        N is pending.
+        N is pending. Retried as a whole; meanwhile the group commit's lock makes
+        later messages wait, so ids still follow arrival order.
+
+        Messages are stamped when written, not when submitted: a reply `in_progress`
+        that waited out an outage must not start with a lease that has run out.
         """
+        written_at = utc_now()
+        batch = [
+            dataclasses.replace(m, created_at=written_at, updated_at=written_at) for m in batch
+        ]
         session_ids = sorted({m.session_id for m in batch})
-        async with self._connection() as connection:
+        async with self._db.connection() as connection:
             touched = await connection.execute(
                 update(SessionRow)
                 .where(SessionRow.id.in_(session_ids))
-                .values(updated_at=batch[-1].created_at)
+                .values(updated_at=written_at)
                 .returning(SessionRow.id)
             )
             existing = set(touched.scalars())
@@ -248,18 +226,7 @@ class SqlStore:
             if rows:
                 inserted = await connection.execute(
                     insert(MessageRow).returning(MessageRow.id, sort_by_parameter_order=True),
-                    [
-                        {
-                            "session_id": m.session_id,
-                            "turn_id": m.turn_id,
-                            "role": m.role,
-                            "text": m.text,
-                            "status": m.status.value,
-                            "citations": m.citations,
-                            "created_at": m.created_at,
-                        }
-                        for m in rows
-                    ],
+                    [_message_values(m) for m in rows],
                 )
                 ids = list(inserted.scalars())
         new_ids = iter(ids)
@@ -270,6 +237,7 @@ class SqlStore:
             for m in batch
         ]
 
+    @retried_write
     async def update_message(
         self,
         message_id: int,
@@ -282,12 +250,62 @@ class SqlStore:
         statement = (
             update(MessageRow)
             .where(MessageRow.id == message_id)
-            .values(text=text, status=status.value, citations=list(citations or []))
+            .values(
+                text=text,
+                status=status.value,
+                citations=list(citations or []),
+                updated_at=utc_now(),
+            )
             .returning(MessageRow.id)
         )
-        async with self._transaction() as session:
-            if (await session.execute(statement)).scalar_one_or_none() is None:
+        async with self._db.connection() as connection:
+            if (await connection.execute(statement)).scalar_one_or_none() is None:
                 raise NotFound(f"message {message_id} does not exist")
+
+    async def get_message(self, message_id: int) -> MessageRecord | None:
+        """The message with this id, or None."""
+        async with self._db.transaction() as session:
+            row = await session.get(MessageRow, message_id)
+            return None if row is None else row.to_record()
+
+    @retried_write
+    async def checkpoint_message(self, message_id: int, *, text: str) -> bool:
+        """Save the text of a reply still `in_progress` and renew its lease.
+
+        False (nothing written) once the reply has ended or been interrupted, or if
+        there is no such message: the caller's node no longer owns it.
+        """
+        statement = (
+            update(MessageRow)
+            .where(MessageRow.id == message_id, MessageRow.status == ReplyStatus.IN_PROGRESS.value)
+            .values(text=text, updated_at=utc_now())
+            .returning(MessageRow.id)
+        )
+        async with self._db.connection() as connection:
+            return (await connection.execute(statement)).scalar_one_or_none() is not None
+
+    @retried_write
+    async def interrupt_stale_replies(self, session_id: str, *, older_than: datetime) -> int:
+        """Interrupt the session's `in_progress` replies last written before `older_than`."""
+        if older_than.utcoffset() is None:
+            raise ValueError("older_than must be timezone-aware")
+        return await self._interrupt(
+            MessageRow.session_id == session_id, MessageRow.updated_at < older_than
+        )
+
+    @retried_write
+    async def interrupt_all_in_progress(self) -> int:
+        """Mark every `in_progress` reply `interrupted` (single-process start-up only)."""
+        return await self._interrupt()
+
+    async def _interrupt(self, *conditions: Any) -> int:
+        statement = (
+            update(MessageRow)
+            .where(MessageRow.status == ReplyStatus.IN_PROGRESS.value, *conditions)
+            .values(status=ReplyStatus.INTERRUPTED.value, updated_at=utc_now())
+        )
+        async with self._db.connection() as connection:
+            return (await connection.execute(statement)).rowcount
 
     async def recent_messages(
         self, session_id: str, *, limit: int, before_id: int | None = None
@@ -299,12 +317,13 @@ class SqlStore:
         if before_id is not None:
             statement = statement.where(MessageRow.id < before_id)
         statement = statement.order_by(MessageRow.id.desc()).limit(limit)
-        async with self._transaction() as session:
+        async with self._db.transaction() as session:
             rows = (await session.scalars(statement)).all()
         return [row.to_record() for row in reversed(rows)]
 
     # ------------------------------------------------------------------ progress
 
+    @retried_write
     async def save_progress(self, session_id: str, passage_id: str, position: int) -> None:
         """Upsert the latest position for (session, passage); NotFound without a session."""
         _check_length("passage id", passage_id, PASSAGE_ID_LENGTH)
@@ -315,23 +334,20 @@ class SqlStore:
             "updated_at": utc_now(),
         }
         keys = [ProgressRow.session_id, ProgressRow.passage_id]
-        async with self._transaction() as session:
-            # One statement, so concurrent writers of the same key cannot both insert.
-            if self._url.get_backend_name() == "postgresql":
-                pg = postgresql.insert(ProgressRow).values(values)
-                statement: Insert = pg.on_conflict_do_update(
-                    index_elements=keys,
-                    set_={"position": pg.excluded.position, "updated_at": pg.excluded.updated_at},
-                )
-            else:
-                lite = sqlite.insert(ProgressRow).values(values)
-                statement = lite.on_conflict_do_update(
-                    index_elements=keys,
-                    set_={
-                        "position": lite.excluded.position,
-                        "updated_at": lite.excluded.updated_at,
-                    },
-                )
+        # One statement, so concurrent writers of the same key cannot both insert.
+        if self._db.is_postgresql:
+            pg = postgresql.insert(ProgressRow).values(values)
+            statement: Insert = pg.on_conflict_do_update(
+                index_elements=keys,
+                set_={"position": pg.excluded.position, "updated_at": pg.excluded.updated_at},
+            )
+        else:
+            lite = sqlite.insert(ProgressRow).values(values)
+            statement = lite.on_conflict_do_update(
+                index_elements=keys,
+                set_={"position": lite.excluded.position, "updated_at": lite.excluded.updated_at},
+            )
+        async with self._db.transaction() as session:
             try:
                 await session.execute(statement)
             except IntegrityError as exc:
@@ -344,7 +360,7 @@ class SqlStore:
             .where(ProgressRow.session_id == session_id)
             .order_by(ProgressRow.updated_at.desc(), ProgressRow.passage_id)
         )
-        async with self._transaction() as session:
+        async with self._db.transaction() as session:
             rows = (await session.scalars(statement)).all()
         return [row.to_record() for row in rows]
 
@@ -353,13 +369,13 @@ class SqlStore:
     async def list_passages(self) -> list[PassageRecord]:
         """Every passage, in the order they were added."""
         statement = select(PassageRow).order_by(PassageRow.created_at, PassageRow.id)
-        async with self._transaction() as session:
+        async with self._db.transaction() as session:
             rows = (await session.scalars(statement)).all()
         return [row.to_record() for row in rows]
 
     async def get_passage(self, passage_id: str) -> PassageRecord | None:
         """The passage with this id, or None."""
-        async with self._transaction() as session:
+        async with self._db.transaction() as session:
             row = await session.get(PassageRow, passage_id)
             return None if row is None else row.to_record()
 
@@ -391,18 +407,18 @@ class SqlStore:
         raise Conflict(f"could not find a free passage id for {base!r}")
 
     async def _first_free_slug(self, base: str) -> str:
-        async with self._transaction() as session:
-            for batch in _numbered_slugs(base):
+        async with self._db.transaction() as session:
+            for batch in numbered_slugs(base):
                 query = select(PassageRow.id).where(PassageRow.id.in_(batch))
                 taken = set(await session.scalars(query))
                 free = [candidate for candidate in batch if candidate not in taken]
                 if free:
                     return free[0]
-        raise AssertionError("_numbered_slugs is endless")  # pragma: no cover
+        raise AssertionError("numbered_slugs is endless")  # pragma: no cover
 
     async def _insert_passage(self, row: PassageRow) -> PassageRecord:
         row.created_at = utc_now()
-        async with self._transaction() as session:
+        async with self._db.transaction() as session:
             session.add(row)
             try:
                 await session.flush()
@@ -410,77 +426,19 @@ class SqlStore:
                 raise Conflict(f"passage {row.id!r} already exists") from exc
             return row.to_record()
 
-    # ------------------------------------------------------------------ plumbing
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        """One unit of work on a bare connection (Core statements), mapped like below."""
-        if self._engine is None:
-            raise StoreUnavailable(f"database {self.display_url} is not connected yet")
-        try:
-            async with self._engine.begin() as connection:
-                yield connection
-        except (DBAPIError, PoolTimeoutError, OSError) as exc:
-            if not _is_unavailable(exc):
-                raise
-            raise self._unavailable(exc) from exc
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work: commits on success, rolls back on error.
-
-        Failing to get a connection at all is always `StoreUnavailable`; afterwards
-        only errors that mean the database went away are, so that constraint
-        violations can still be told apart by the caller.
-        """
-        if self._sessions is None:
-            raise StoreUnavailable(f"database {self.display_url} is not connected yet")
-        try:
-            async with self._sessions.begin() as session:
-                try:
-                    await session.connection()
-                except Exception as exc:
-                    raise self._unavailable(exc) from exc
-                yield session
-        except (DBAPIError, PoolTimeoutError, OSError) as exc:
-            if not _is_unavailable(exc):
-                raise
-            raise self._unavailable(exc) from exc
-
-    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
-        if isinstance(exc, TimeoutError) and not str(exc):
-            cause = f"no answer within {self._connect_timeout:g} s"
-        else:
-            inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-            cause = f"{type(inner).__name__}: {inner}"
-        # One line: SQLAlchemy appends a "Background on this error" paragraph.
-        cause = " ".join(cause.split("(Background on this error")[0].split())
-        return StoreUnavailable(f"database {self.display_url} is unavailable: {cause}")
-
-
-def _is_unavailable(exc: BaseException) -> bool:
-    """Whether `exc` means the database cannot be reached (rather than a bad statement)."""
-    if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
-    return isinstance(exc, PoolTimeoutError | OSError)
-
-
-def slugify(title: str) -> str:
-    """A passage id from a title: lowercase a-z, 0-9 and '-', at most 64 characters."""
-    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")
-    return slug[:PASSAGE_ID_LENGTH].rstrip("-") or "passage"
-
-
-def _numbered_slugs(base: str) -> Iterator[list[str]]:
-    """`base`, `base-2`, `base-3`, … in batches, each cut to fit the id length."""
-    numbers = itertools.count(1)
-    while True:
-        batch = []
-        for number in itertools.islice(numbers, SLUG_BATCH):
-            suffix = "" if number == 1 else f"-{number}"
-            batch.append(base[: PASSAGE_ID_LENGTH - len(suffix)].rstrip("-") + suffix)
-        yield batch
+def _message_values(message: MessageRecord) -> dict[str, Any]:
+    """The columns of a new message row."""
+    return {
+        "session_id": message.session_id,
+        "turn_id": message.turn_id,
+        "role": message.role,
+        "text": message.text,
+        "status": message.status.value,
+        "citations": message.citations,
+        "created_at": message.created_at,
+        "updated_at": message.updated_at,
+    }
 
 
 def _check_length(what: str, value: str, limit: int) -> None:

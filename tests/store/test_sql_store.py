@@ -184,7 +184,8 @@ async def test_ping_is_false_when_database_unreachable(closed_port: int) -> None
 @pytest.mark.postgres
 async def test_database_that_goes_away_makes_operations_unavailable(postgres_url: str) -> None:
     async with fresh_postgres_database() as url:
-        store = SqlStore(url)
+        # No write retries: they would only delay the same answer (see test_retry.py).
+        store = SqlStore(url, write_retry_seconds=0)
         await store.start()
         session = await store.create_session()
         await drop_database(url)
@@ -229,6 +230,28 @@ async def test_create_session_keeps_given_id_and_passage(store: SqlStore) -> Non
     session = await store.create_session(session_id="s1", passage_id="the-fox")
     assert (session.id, session.passage_id) == ("s1", "the-fox")
     assert await store.get_session("s1") == session
+
+
+async def test_session_class_round_trips(store: SqlStore) -> None:
+    session = await store.create_session(class_id="room-4b")
+    assert session.class_id == "room-4b"
+    assert await store.get_session(session.id) == session
+    assert (await store.create_session()).class_id is None
+
+
+async def test_sessions_in_class_are_that_class_oldest_first(store: SqlStore) -> None:
+    first = await store.create_session(class_id="room-4b")
+    await store.create_session(class_id="room-5a")
+    await store.create_session()
+    second = await store.create_session(class_id="room-4b")
+    assert await store.sessions_in_class("room-4b") == [first, second]
+    assert await store.sessions_in_class("nobody") == []
+
+
+@pytest.mark.parametrize("class_id", ["", "x" * 65])
+async def test_class_id_must_be_1_to_64_characters(store: SqlStore, class_id: str) -> None:
+    with pytest.raises(ValueError, match="class id"):
+        await store.create_session(class_id=class_id)
 
 
 async def test_duplicate_session_id_conflicts(store: SqlStore) -> None:

@@ -1,0 +1,179 @@
+"""`Database`: the engine, its pool, and units of work whose failures are mapped.
+
+Invariants:
+- a database that cannot be reached (refused, timed out, dropped connection, a
+  missing SQLite directory that cannot be made) surfaces as `StoreUnavailable`
+  naming the database with its password masked; every other error (a constraint
+  violation, a bad statement) passes through unchanged for the caller to map;
+- failing to get a connection at all is always `StoreUnavailable`;
+- a pooled PostgreSQL connection is checked before it is handed out, so one cut by a
+  server restart is replaced rather than failing the next unit of work;
+- no blocking call runs on the event loop: the engine is built (SQLite paths are
+  resolved) and SQLite directories are made on anyio worker threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from readerai.errors import StoreUnavailable
+from readerai.store.migrate import connect_args, ensure_sqlite_directory
+
+#: Longest a health check may take before the database is reported down.
+PING_DEADLINE_SECONDS = 2.0
+
+
+class Database:
+    """One database reached through an async engine (made by `connect`)."""
+
+    def __init__(self, url: URL, *, connect_timeout: float) -> None:
+        self.url = url
+        self.connect_timeout = connect_timeout
+        #: The URL as logs and errors show it: the password is never printed.
+        self.display_url = url.render_as_string(hide_password=True)
+        self.is_postgresql = url.get_backend_name() == "postgresql"
+        self._engine: AsyncEngine | None = None
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+
+    @property
+    def connected(self) -> bool:
+        """Whether `connect` has succeeded once (the pool may still be empty)."""
+        return self._engine is not None
+
+    async def connect(self) -> None:
+        """Build the engine if needed and run `SELECT 1` within `connect_timeout`."""
+        try:
+            with anyio.fail_after(self.connect_timeout):
+                if self._engine is None:
+                    # Off the loop: SQLAlchemy resolves a SQLite path with `os.path.abspath`.
+                    self._engine = await anyio.to_thread.run_sync(self._create_engine)
+                    self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+                await anyio.to_thread.run_sync(ensure_sqlite_directory, self.url)
+                async with self._engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            # Whatever stops the first connection (refused, timeout, bad credentials,
+            # unwritable path) means the same to the caller: no database.
+            raise self.unavailable(exc) from exc
+
+    async def dispose(self) -> None:
+        """Close every pooled connection (a later unit of work reconnects)."""
+        if self._engine is not None:
+            await self._engine.dispose()
+
+    async def ping(self) -> bool:
+        """True when `SELECT 1` answers within two seconds; never raises."""
+        if self._engine is None:
+            return False
+        try:
+            with anyio.fail_after(PING_DEADLINE_SECONDS):
+                async with self._engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - a health check reports failure, it does not raise
+            return False
+        return True
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """One unit of work on a bare connection (Core statements); commits on success."""
+        if self._engine is None:
+            raise self._not_connected()
+        try:
+            connection = await self._engine.connect()
+        except Exception as exc:
+            raise self.unavailable(exc) from exc
+        try:
+            try:
+                async with connection.begin():
+                    yield connection
+            finally:
+                await connection.close()
+        except (DBAPIError, PoolTimeoutError, OSError) as exc:
+            if not is_unavailable(exc):
+                raise
+            raise self.unavailable(exc) from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work in an ORM session: commits on success, rolls back on error."""
+        if self._sessions is None:
+            raise self._not_connected()
+        try:
+            async with self._sessions.begin() as session:
+                try:
+                    await session.connection()
+                except Exception as exc:
+                    raise self.unavailable(exc) from exc
+                yield session
+        except (DBAPIError, PoolTimeoutError, OSError) as exc:
+            if not is_unavailable(exc):
+                raise
+            raise self.unavailable(exc) from exc
+
+    def unavailable(self, exc: BaseException) -> StoreUnavailable:
+        """`StoreUnavailable` naming this database and, on one line, what went wrong."""
+        if isinstance(exc, TimeoutError) and not str(exc):
+            cause = f"no answer within {self.connect_timeout:g} s"
+        else:
+            inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+            cause = f"{type(inner).__name__}: {inner}"
+        # One line: SQLAlchemy appends a "Background on this error" paragraph.
+        cause = " ".join(cause.split("(Background on this error")[0].split())
+        return StoreUnavailable(f"database {self.display_url} is unavailable: {cause}")
+
+    def _not_connected(self) -> StoreUnavailable:
+        return StoreUnavailable(f"database {self.display_url} is not connected yet")
+
+    def _create_engine(self) -> AsyncEngine:
+        """Build the engine and pool (no connection yet); blocking, so run in a thread."""
+        sqlite = self.url.get_backend_name() == "sqlite"
+        engine = create_async_engine(
+            self.url,
+            connect_args=connect_args(self.url, self.connect_timeout),
+            pool_timeout=self.connect_timeout,
+            # SQLite has one writer at a time. Concurrent writers on several
+            # connections wait in SQLite's busy handler, which sleeps in steps of up
+            # to 100 ms; one pooled connection makes them queue on the event loop.
+            **({"pool_size": 1, "max_overflow": 0} if sqlite else {}),
+            # A pooled PostgreSQL connection may have been cut by a restart or a proxy.
+            pool_pre_ping=self.is_postgresql,
+        )
+        if sqlite:
+            event.listen(engine.sync_engine, "connect", self._configure_sqlite)
+        return engine
+
+    def _configure_sqlite(self, dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # WAL lets readers proceed while a reply is being written; foreign keys are
+        # off by default in SQLite; busy_timeout waits for a writer instead of failing.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL is safe against corruption and against a crash of the
+        # process; only an OS crash or power loss can lose the last commits.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(self.connect_timeout * 1000)}")
+        cursor.close()
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database cannot be reached (rather than a bad statement)."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return isinstance(exc, PoolTimeoutError | OSError)
