@@ -20,6 +20,7 @@ logs) and an HTTP status. Errors that end a WebSocket map to a close code throug
     │   ├── EngineTimeout              engine_timeout   503
     │   └── EngineBusy                 engine_busy      503
     ├── StoreUnavailable               store_unavailable 503
+    ├── BusUnavailable                 bus_unavailable  503   (Redis unreachable)
     ├── VoiceError                     voice_error      502   (STT or TTS failed)
     └── ServiceStartupError            startup_failed   -     (refuses to start)
 
@@ -132,6 +133,13 @@ class EngineBusy(EngineError):
 
 class StoreUnavailable(ReaderAIError):
     code = "store_unavailable"
+    http_status = 503
+
+
+class BusUnavailable(ReaderAIError):
+    """The cross-node bus (Redis) cannot be reached; node-local work goes on."""
+
+    code = "bus_unavailable"
     http_status = 503
 
 
