@@ -7,6 +7,8 @@ writes pending progress, and closes services in reverse order.
 
 from __future__ import annotations
 
+import atexit
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,11 +17,12 @@ import structlog
 from fastapi import FastAPI
 
 from readerai import __version__
-from readerai.api import health, passages, sessions, web, ws
+from readerai.api import classes, health, passages, sessions, web, ws
 from readerai.api.problems import RequestIdMiddleware, install_error_handlers
 from readerai.errors import ServiceStartupError
+from readerai.logs import configure_logging
 from readerai.services import NodeServices
-from readerai.settings import Settings
+from readerai.settings import WORKER_SETTINGS_ENV, Settings, settings_from_worker_json
 
 log = structlog.get_logger(__name__)
 
@@ -57,9 +60,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    for router in (health.router, passages.router, sessions.router, ws.router, web.router):
+    for router in (
+        health.router,
+        passages.router,
+        sessions.router,
+        classes.router,
+        ws.router,
+        web.router,
+    ):
         app.include_router(router)
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one `readerai serve --workers N` worker (a factory uvicorn imports)."""
+    settings = settings_from_worker_json(os.environ[WORKER_SETTINGS_ENV])
+    listener = configure_logging(settings.log_level, settings.log_format)
+    atexit.register(listener.stop)
+    return create_app(settings)
 
 
 def _db_kind(settings: Settings) -> str:

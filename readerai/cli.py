@@ -13,7 +13,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
-from readerai.settings import Settings
+from readerai.settings import WORKER_SETTINGS_ENV, Settings, worker_settings_json
 
 app = typer.Typer(help="ReaderAI: a real-time AI reading tutor server.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -53,6 +53,10 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (more than 1 needs READERAI_REDIS_URL)."),
+    ] = None,
     settings_file: Annotated[
         Path | None, typer.Option("--settings", help="A .env-style file of READERAI_* settings.")
     ] = None,
@@ -64,22 +68,14 @@ def serve(
     # CTranslate2 (Whisper) runs on OpenMP, whose idle threads spin by default and
     # take the cores from the language model; set before the library loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    settings = load_settings(settings_file, host=host, port=port, log_level=log_level)
-    listener = configure_logging(settings.log_level, settings.log_format)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        lifespan="on",
-        log_config=None,
-        # The legacy websockets implementation is the one that sends keepalive pings.
-        ws="websockets",
-        ws_max_size=settings.max_frame_bytes,
-        ws_ping_interval=settings.ws_ping_interval,
-        ws_ping_timeout=settings.ws_ping_timeout,
-        ws_per_message_deflate=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+    settings = load_settings(
+        settings_file, host=host, port=port, log_level=log_level, workers=workers
     )
+    if settings.workers > 1:
+        _serve_workers(settings)
+        return
+    listener = configure_logging(settings.log_level, settings.log_format)
+    config = uvicorn.Config(create_app(settings), **_uvicorn_options(settings))
     server = GracefulServer(config)
     try:
         server.run()
@@ -87,6 +83,51 @@ def serve(
         listener.stop()
     if not server.started:
         sys.exit(1)
+
+
+def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "lifespan": "on",
+        "log_config": None,
+        # The legacy websockets implementation is the one that sends keepalive pings.
+        "ws": "websockets",
+        "ws_max_size": settings.max_frame_bytes,
+        "ws_ping_interval": settings.ws_ping_interval,
+        "ws_ping_timeout": settings.ws_ping_timeout,
+        "ws_per_message_deflate": False,
+        "timeout_graceful_shutdown": int(settings.shutdown_grace_seconds) + 5,
+    }
+
+
+def _serve_workers(settings: Settings) -> None:
+    """Run `settings.workers` uvicorn worker processes on one socket.
+
+    Each worker is a node of its own (own live sessions, own bus node id), so they
+    must share a bus: with the in-process one, a student's reconnect could land on
+    another worker that has never heard of the reply in flight.
+    """
+    from readerai.bus.factory import build_bus
+    from readerai.store.migrate import upgrade_database_sync
+
+    if not build_bus(settings.redis_url, prefix=settings.redis_prefix).shared:
+        typer.echo(
+            f"readerai: --workers {settings.workers} needs a shared bus: set READERAI_REDIS_URL "
+            "to a redis:// URL. With the in-process bus each worker would hold its own "
+            "sessions and replies, and students would silently split between them.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    # Migrate once here, not in N workers at the same instant.
+    upgrade_database_sync(settings.database_url)
+    os.environ[WORKER_SETTINGS_ENV] = worker_settings_json(settings)
+    uvicorn.run(
+        "readerai.app:create_worker_app",
+        factory=True,
+        workers=settings.workers,
+        **_uvicorn_options(settings),
+    )
 
 
 @db_app.command("upgrade")

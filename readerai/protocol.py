@@ -170,6 +170,7 @@ class SessionRestored(ServerEvent):
     messages: list[MessageView] = Field(description="The last N messages, oldest first.")
     progress: list[ProgressView]
     inflight: InflightView | None = Field(description="A reply still streaming, if any.")
+    node_id: str = Field("", description="The server node holding this connection (for operators).")
 
 
 class InterruptionAcknowledged(ServerEvent):
@@ -251,6 +252,25 @@ class Error(ServerEvent):
     turn_id: str | None = None
 
 
+class ClassBroadcast(ServerEvent):
+    """A teacher's message to the whole class; reaches every connected student once."""
+
+    TYPE = "CLASS_BROADCAST"
+    class_id: str
+    broadcast_id: str
+    text: str
+    sent_at: str = Field(description="When it was sent, ISO 8601 UTC.")
+
+
+class Notice(ServerEvent):
+    """A message to this session alone, sent through any node (`POST .../notices`)."""
+
+    TYPE = "NOTICE"
+    notice_id: str
+    text: str
+    sent_at: str = Field(description="When it was sent, ISO 8601 UTC.")
+
+
 class Pong(ServerEvent):
     """Answer to ``PING``."""
 
@@ -279,9 +299,12 @@ SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     ResponseDelta,
     ResponseDone,
     Transcript,
+    ClassBroadcast,
+    Notice,
     Error,
     Pong,
 )
+_SERVER_EVENTS_BY_TYPE: dict[str, type[ServerEvent]] = {cls.TYPE: cls for cls in SERVER_EVENTS}
 
 
 def parse_client_event(frame: str | bytes, *, max_question_chars: int) -> ClientEvent:
@@ -323,6 +346,16 @@ def encode(event: ServerEvent) -> str:
     """Serialise a server event to its JSON text frame."""
     body = {"type": event.TYPE, "payload": event.model_dump(mode="json", by_alias=True)}
     return pydantic_core.to_json(body).decode()
+
+
+def decode_server_event(frame: str | bytes) -> ServerEvent:
+    """Parse what `encode` made (events that crossed nodes); ValueError if it is not one."""
+    raw: Any = pydantic_core.from_json(frame)
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    cls = _SERVER_EVENTS_BY_TYPE.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError("not a server event frame")
+    return cls.model_validate(raw.get("payload", {}))
 
 
 BINARY_FRAMES_DOC = [
@@ -403,7 +436,7 @@ def protocol_markdown() -> str:
         "`invalid_json`, `unknown_type`, `invalid_payload`, `text_too_long`, `unsupported`,",
         "`utterance_truncated`, `voice_error`, `rate_limited`, `not_found`, `engine_error`,",
         "`engine_timeout`, `engine_busy`,",
-        "`store_unavailable`, `internal`.",
+        "`store_unavailable`, `bus_unavailable`, `internal`.",
         "",
     ]
     return "\n".join(lines)

@@ -19,6 +19,7 @@ import structlog
 from readerai.bus.base import Bus
 from readerai.bus.factory import build_bus
 from readerai.engines.base import Engine
+from readerai.engines.cluster import ClusterLimit
 from readerai.engines.factory import build_engine
 from readerai.engines.limiter import EngineLimiter
 from readerai.errors import Conflict, ServiceStartupError
@@ -29,6 +30,7 @@ from readerai.samples import load_samples
 from readerai.session.actor import ConnectionLimits, SessionServices
 from readerai.session.catalog import PassageCatalog
 from readerai.session.hub import SessionHub
+from readerai.session.router import SessionRouter
 from readerai.session.runner import TurnLimits, TurnRunner
 from readerai.settings import Settings
 from readerai.store import Store
@@ -59,6 +61,7 @@ class NodeServices:
     store: Store
     engine: Engine
     bus: Bus
+    router: SessionRouter
     metrics: Metrics
     supervisor: TaskSupervisor
     limiter: EngineLimiter
@@ -73,23 +76,35 @@ class NodeServices:
 
     @classmethod
     def build(cls, settings: Settings) -> NodeServices:
-        store = SqlStore(settings.database_url, connect_timeout=settings.database_connect_timeout)
+        store = SqlStore(
+            settings.database_url,
+            connect_timeout=settings.database_connect_timeout,
+            write_retry_seconds=settings.store_write_retry_seconds,
+        )
         engine = build_engine(settings)
         metrics = Metrics()
         supervisor = TaskSupervisor()
         limiter = EngineLimiter(settings.engine_concurrency, settings.engine_queue_limit)
         catalog = PassageCatalog(store)
+        bus = build_bus(settings.redis_url, prefix=settings.redis_prefix)
+        router = SessionRouter(bus, supervisor)
         hub = SessionHub(
             store,
             supervisor,
+            router,
             history_limit=settings.history_limit,
             progress_interval=settings.progress_flush_seconds,
+            lease_seconds=settings.turn_lease_seconds,
+            stream_max_len=settings.reply_stream_max_len,
         )
         tts = build_tts(settings)
         runner = TurnRunner(
             store=store,
             engine=engine,
             limiter=limiter,
+            cluster=ClusterLimit(
+                bus, settings.cluster_engine_concurrency, settings.engine_timeout_seconds + 10
+            ),
             catalog=catalog,
             supervisor=supervisor,
             metrics=metrics,
@@ -97,9 +112,13 @@ class NodeServices:
                 engine_timeout=settings.engine_timeout_seconds,
                 max_reply_tokens=settings.max_reply_tokens,
                 context_sentences=settings.context_sentences,
+                lease_seconds=settings.turn_lease_seconds,
+                stream_max_len=settings.reply_stream_max_len,
             ),
+            router=router,
             tts=tts,
         )
+        hub.on_cancel_request = runner.cancel_soon
         metrics.live_sessions.set_function(lambda: len(hub))
         metrics.engine_waiting.set_function(lambda: limiter.waiting)
         metrics.engine_active.set_function(lambda: limiter.active)
@@ -107,7 +126,8 @@ class NodeServices:
             settings=settings,
             store=store,
             engine=engine,
-            bus=build_bus(settings.bus_url),
+            bus=bus,
+            router=router,
             metrics=metrics,
             supervisor=supervisor,
             limiter=limiter,
@@ -153,6 +173,12 @@ class NodeServices:
             order = [name for name, _ in self._ordered()]
             await _close_all(sorted(started, key=lambda s: order.index(s[0])))
             raise failures[0]
+        if not self.bus.shared:
+            # One process is the whole deployment: a reply stored `in_progress` was
+            # cut off by its previous run (a crash or kill), never by a live node.
+            cut = await self.store.interrupt_all_in_progress()
+            if cut:
+                log.info("startup.replies_interrupted", count=cut)
         self._loop_watch = self.supervisor.start(
             watch_loop_lag(self.metrics.loop_lag_seconds), name="loop.lag"
         )
@@ -162,6 +188,7 @@ class NodeServices:
         self.ready = False
         if self._loop_watch is not None:
             self._loop_watch.cancel()  # endless by design: it must not hold the drain up
+        self.hub.stop_following()
         await self.supervisor.drain(self.settings.shutdown_grace_seconds)
         await self.hub.flush_all()
         await self.supervisor.drain(5.0)  # the final progress writes

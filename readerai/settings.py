@@ -7,6 +7,7 @@ values it needs. The README's settings table is generated from this class
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -51,6 +52,12 @@ class Settings(BaseSettings):
     database_connect_timeout: float = Field(
         5.0, gt=0, description="Seconds to wait for the database at start-up and per connect."
     )
+    store_write_retry_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="While the database is unreachable, a write is retried with backoff for "
+        "this long before it fails (`store_unavailable`).",
+    )
     history_limit: int = Field(
         30, ge=1, le=500, description="Messages sent in `SESSION_RESTORED` and by default in REST."
     )
@@ -58,8 +65,33 @@ class Settings(BaseSettings):
         1.0, gt=0, description="`READING_PROGRESS` is coalesced and written at most this often."
     )
 
-    # --- bus ---
-    bus_url: str = Field("memory://", description="Cross-node bus: `memory://` (one process).")
+    # --- scale-out ---
+    redis_url: str = Field(
+        "memory://",
+        description="Bus shared by the nodes of a deployment: `redis://HOST:PORT/DB` for "
+        "several workers or nodes, `memory://` for one process.",
+    )
+    redis_prefix: str = Field(
+        "readerai", min_length=1, description="Prefix of every Redis key and channel."
+    )
+    workers: int = Field(
+        1, ge=1, le=64, description="Worker processes `readerai serve` starts (needs Redis if > 1)."
+    )
+    turn_lease_seconds: float = Field(
+        5.0,
+        ge=2,
+        description="A reply not checkpointed for this long belongs to a dead node and is "
+        "shown as `interrupted`. Replies in flight are checkpointed every second.",
+    )
+    cluster_engine_concurrency: int = Field(
+        0,
+        ge=0,
+        description="Engine calls running at once across all nodes (needs Redis); 0 = no "
+        "cluster limit, only `READERAI_ENGINE_CONCURRENCY` per node.",
+    )
+    reply_stream_max_len: int = Field(
+        4096, ge=64, description="Entries kept in the Redis stream of a reply in flight."
+    )
 
     # --- engine ---
     engine: EngineName = Field(
@@ -180,6 +212,23 @@ class Settings(BaseSettings):
             # A production node on a local SQLite file loses history with the node.
             raise ValueError("production needs a PostgreSQL READERAI_DATABASE_URL")
         return self
+
+
+#: How `readerai serve --workers N` hands its resolved settings to the workers.
+WORKER_SETTINGS_ENV = "READERAI_WORKER_SETTINGS_JSON"
+
+
+def worker_settings_json(settings: Settings) -> str:
+    """`settings` as JSON for worker processes (secrets included: it stays in env)."""
+    data = settings.model_dump(mode="json")
+    for name, value in settings:
+        if isinstance(value, SecretStr):
+            data[name] = value.get_secret_value()
+    return json.dumps(data)
+
+
+def settings_from_worker_json(text: str) -> Settings:
+    return Settings.model_validate(json.loads(text))
 
 
 def settings_table() -> str:

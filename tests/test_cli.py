@@ -45,3 +45,24 @@ def test_db_upgrade_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None
     with sqlite3.connect(database) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"sessions", "messages", "reading_progress", "passages"} <= tables
+
+
+def test_several_workers_on_the_in_process_bus_are_refused_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "READERAI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/readerai.db",
+        "READERAI_ENGINE": "extractive",
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "readerai", "serve", "--workers", "2", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "READERAI_REDIS_URL" in result.stderr and "split" in result.stderr
+    assert not (tmp_path / "readerai.db").exists(), "it refused before touching anything"

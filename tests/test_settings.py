@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_embedded_defaults_need_nothing_set_up() -> None:
     settings = Settings(_env_file=None)
     assert settings.database_url.startswith("sqlite+aiosqlite://")
-    assert (settings.bus_url, settings.engine, settings.port) == ("memory://", "local", 8000)
+    assert (settings.redis_url, settings.engine, settings.port) == ("memory://", "local", 8000)
 
 
 def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,13 +19,16 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "starting, stopping or store down"}})
 async def readyz(request: Request) -> JSONResponse:
-    """Ready to serve: started, not stopping, and the store answers."""
+    """Ready to serve: started, not stopping, and the store answers (`bus` tells whether
+    cross-node features work)."""
     services: NodeServices | None = getattr(request.app.state, "services", None)
     if services is None or not services.ready:
         return JSONResponse({"status": "starting"}, status_code=503)
+    bus = "ok" if services.bus.healthy else "unavailable"
     if not await services.store.ping():
-        return JSONResponse({"status": "store_unavailable"}, status_code=503)
-    return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "store_unavailable", "bus": bus}, status_code=503)
+    # A node whose bus is down still serves its own sessions: it stays ready.
+    return JSONResponse({"status": "ready", "bus": bus})
 
 
 @router.get("/metrics", include_in_schema=False)

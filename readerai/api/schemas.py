@@ -37,12 +37,37 @@ class PassageIn(_Body):
 class SessionIn(_Body):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
     passage_id: str | None = Field(None, max_length=64)
+    class_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="The class the student is in; class broadcasts reach the session.",
+    )
 
 
 class SessionOut(_Body):
     id: str
     passage_id: str | None
+    class_id: str | None = None
     created_at: str
+
+
+class TextIn(_Body):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class BroadcastOut(_Body):
+    broadcast_id: str
+    class_id: str
+    sent_at: str
+
+
+class NoticeOut(_Body):
+    notice_id: str
+    sent_at: str
+    nodes: int = Field(description="Nodes the session was connected on (0: not connected).")
 
 
 class SessionDetail(SessionOut):

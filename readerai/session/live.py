@@ -23,6 +23,7 @@ from typing import Protocol
 from readerai.engines.base import ChatTurn
 from readerai.protocol import ReplyAudio, ReplyStatus, ResponseDelta, ServerEvent
 from readerai.session.progress import ProgressBuffer
+from readerai.session.remote import RemoteReply
 from readerai.session.spoken import SpokenTimeline
 from readerai.session.turn import Turn
 
@@ -55,12 +56,20 @@ class LiveSession:
     """One conversation's in-memory state on this node."""
 
     def __init__(
-        self, session_id: str, passage_id: str | None, progress: ProgressBuffer, history: int
+        self,
+        session_id: str,
+        passage_id: str | None,
+        progress: ProgressBuffer,
+        history: int,
+        class_id: str | None = None,
     ) -> None:
         self.id = session_id
         self.passage_id = passage_id
+        self.class_id = class_id
         self.progress = progress
         self.turn: Turn | None = None
+        #: A reply of this session running on another node, followed here.
+        self.remote: RemoteReply | None = None
         self.subscribers: set[Subscriber] = set()
         #: Connections between "found the session" and "subscribed": they hold it alive.
         self.attaching = 0
@@ -101,9 +110,15 @@ class LiveSession:
         for subscriber in self.subscribers:
             subscriber.purge_turn(turn_id)
 
+    def streaming_turn(self) -> Turn | None:
+        """The reply streaming to this session's connections, here or from another node."""
+        if self.turn is not None:
+            return self.turn
+        return self.remote.turn if self.remote is not None else None
+
     def delta_sent(self, turn_id: str, seq: int) -> bool:
         """A writer is about to send delta `seq`; False if the turn was cancelled."""
-        turn = self.turn
+        turn = self.streaming_turn()
         if turn is None or turn.id != turn_id:
             return True  # the turn ended normally; its tail is still worth sending
         if turn.cancel_requested:
@@ -116,5 +131,5 @@ class LiveSession:
         return not self._cancelled(turn_id)
 
     def _cancelled(self, turn_id: str) -> bool:
-        turn = self.turn
+        turn = self.streaming_turn()
         return turn is not None and turn.id == turn_id and turn.cancel_requested

@@ -9,21 +9,39 @@ if the socket drops. A new question or `cancel` stops the reply in flight first:
 - its task is cancelled, which closes the engine stream and aborts the upstream call;
 - the task stores the reply as what was sent, then publishes `RESPONSE_DONE`;
 - only then does the next turn begin: turns of one session never interleave.
+
+Across nodes (see docs/scale-out.md):
+- a turn runs on exactly one node: the node takes the session's turn lease on the
+  bus before storing the question; if another node holds it, that node is asked to
+  cancel its reply and the lease passes over once it is released (or its holder is
+  found dead, or after `lease` seconds);
+- the reply is stored as it streams: an `in_progress` row at the start, a
+  checkpoint every second (heartbeat included), the final text and status at the
+  end. A row that stops being checkpointed belongs to a dead node and is shown as
+  `interrupted` (`session/hub.py`);
+- the reply's events are copied to the session's reply stream, so a client that
+  reconnects to another node resumes it there (`session/replystream.py`);
+- a cancel for a reply running on another node is sent to that node, with how much
+  of the reply the student here had received.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
 
+from readerai.bus.base import Bus
 from readerai.engines.base import ChatTurn, Engine, EngineRequest
+from readerai.engines.cluster import ClusterLimit
 from readerai.engines.limiter import EngineLimiter
-from readerai.errors import EngineTimeout, ReaderAIError
+from readerai.errors import BusUnavailable, EngineTimeout, ReaderAIError
 from readerai.grounding import cite, select_context
 from readerai.metrics import Metrics
 from readerai.protocol import (
@@ -33,9 +51,12 @@ from readerai.protocol import (
     ResponseDone,
     ResponseQueued,
     ResponseStarted,
+    ServerEvent,
 )
 from readerai.session.catalog import PassageCatalog
 from readerai.session.live import LiveSession, SpokenReply
+from readerai.session.replystream import ReplyStream
+from readerai.session.router import SessionRouter
 from readerai.session.speaker import TurnSpeaker
 from readerai.session.turn import Turn
 from readerai.store import Store
@@ -52,6 +73,15 @@ class TurnLimits:
     engine_timeout: float
     max_reply_tokens: int
     context_sentences: int
+    #: A reply not checkpointed for this long is taken for dead (and its lease).
+    lease_seconds: float = 5.0
+    stream_max_len: int = 4096
+
+
+#: How often a reply in flight is checkpointed to the store (text, or a heartbeat).
+CHECKPOINT_SECONDS = 1.0
+#: How often the node holding a lease looks for its release while taking it over.
+LEASE_POLL_SECONDS = 0.05
 
 
 class TurnRunner:
@@ -63,15 +93,20 @@ class TurnRunner:
         store: Store,
         engine: Engine,
         limiter: EngineLimiter,
+        cluster: ClusterLimit,
         catalog: PassageCatalog,
         supervisor: TaskSupervisor,
         metrics: Metrics,
         limits: TurnLimits,
+        router: SessionRouter,
         tts: TextToSpeech | None = None,
     ) -> None:
+        self._router = router
+        self._bus: Bus = router.bus
         self._store = store
         self._engine = engine
         self._limiter = limiter
+        self._cluster = cluster
         self._catalog = catalog
         self._supervisor = supervisor
         self._metrics = metrics
@@ -83,6 +118,7 @@ class TurnRunner:
         async with live.turn_lock:
             await self._cancel_locked(live, None)
             turn_id = uuid.uuid4().hex
+            await self._take_lease(live)
             await self._store.add_message(
                 session_id=live.id,
                 turn_id=turn_id,
@@ -109,7 +145,18 @@ class TurnRunner:
         async with live.turn_lock:
             return await self._cancel_locked(live, turn_id)
 
+    def cancel_soon(self, live: LiveSession, turn_id: str | None, seen_seq: int) -> None:
+        """Another node asks to stop this session's reply; its student had `seen_seq`."""
+        turn = live.turn
+        if turn is not None:
+            turn.mark_sent(seen_seq)
+        self._supervisor.start(
+            self.cancel(live, turn_id), name="turn.remote_cancel", session_id=live.id
+        )
+
     async def _cancel_locked(self, live: LiveSession, turn_id: str | None) -> bool:
+        if live.turn is None and live.remote is not None:
+            return await self._cancel_remote(live, turn_id)
         turn = live.turn
         if turn is None or (turn_id is not None and turn.id != turn_id):
             return False
@@ -121,6 +168,57 @@ class TurnRunner:
             # publishes RESPONSE_DONE; the next turn must start after that.
             await asyncio.wait({turn.task})
         return True
+
+    async def _cancel_remote(self, live: LiveSession, turn_id: str | None) -> bool:
+        """Stop a reply that another node is writing, and wait for its end here."""
+        remote = live.remote
+        if remote is None or (turn_id is not None and remote.turn.id != turn_id):
+            return False
+        remote.turn.cancel_requested = True
+        live.purge_turn(remote.turn.id)
+        try:
+            await self._router.request_cancel(live.id, remote.turn.id, remote.turn.sent_seq)
+        except BusUnavailable:
+            log.warning("turn.remote_cancel_unreachable", session_id=live.id)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._limits.lease_seconds):
+                await remote.done.wait()
+        return True
+
+    async def _take_lease(self, live: LiveSession) -> None:
+        """Hold the session's turn lease; ask its holder to stop and wait if needed.
+
+        While the bus is down, turns proceed without it (sessions keep working on
+        their node); the lease only matters when one session is open on two nodes.
+        """
+        key, me, ttl = f"turn:{live.id}", self._bus.node_id, self._limits.lease_seconds
+        deadline = time.monotonic() + ttl
+        asked = False
+        try:
+            while (holder := await self._bus.acquire_lease(key, me, ttl)) is not None:
+                if not asked:
+                    await self._router.request_cancel(live.id, None, 0, node=holder)
+                    asked = True
+                if time.monotonic() > deadline or not await self._bus.node_alive(holder):
+                    log.warning("turn.lease_taken_over", session_id=live.id, holder=holder)
+                    await self._bus.take_lease(key, me, ttl)
+                    return
+                await asyncio.sleep(LEASE_POLL_SECONDS)
+        except BusUnavailable:
+            log.info("turn.lease_skipped", session_id=live.id, reason="bus unavailable")
+
+    async def _checkpoint(self, live: LiveSession, turn: Turn, message_id: int) -> None:
+        """Write the reply so far every second and keep the lease (until cancelled)."""
+        key = f"turn:{live.id}"
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            try:
+                # Written even when unchanged: the write is the reply's heartbeat.
+                await self._store.checkpoint_message(message_id, text=turn.text)
+            except ReaderAIError as exc:
+                log.warning("turn.checkpoint_failed", session_id=live.id, error=exc.code)
+            with contextlib.suppress(BusUnavailable):
+                await self._bus.renew_lease(key, self._bus.node_id, self._limits.lease_seconds)
 
     async def playback_stopped(self, live: LiveSession, turn_id: str, played_ms: float) -> None:
         """The client stopped playing `turn_id`'s audio at `played_ms`: cut the stored
@@ -146,8 +244,20 @@ class TurnRunner:
         bound = log.bind(session_id=live.id, turn_id=turn.id)
         status = ReplyStatus.FAILED
         request = EngineRequest(question=turn.question)
+        stream = (
+            ReplyStream(self._bus, self._supervisor, live.id, turn.id, self._limits.stream_max_len)
+            if self._bus.has_streams
+            else None
+        )
+
+        def emit(event: ServerEvent) -> None:
+            live.publish(event)
+            if stream is not None:
+                stream.feed(event)
+
         speaker: TurnSpeaker | None = None
         speaking: asyncio.Task[None] | None = None
+        checkpoints: asyncio.Task[None] | None = None
         if live.audio_out and self._tts is not None:
             speaker = TurnSpeaker(self._tts, live.voice, turn, live.publish)
             turn.timeline = speaker.timeline
@@ -155,12 +265,25 @@ class TurnRunner:
                 speaker.run(), name="turn.speaker", session_id=live.id, turn_id=turn.id
             )
         try:
+            message_id = await self._open_reply(live, turn)
+            if message_id is not None:
+                checkpoints = self._supervisor.start(
+                    self._checkpoint(live, turn, message_id),
+                    name="turn.checkpoint",
+                    session_id=live.id,
+                    turn_id=turn.id,
+                )
             request = await self._request(live, turn)
             async with asyncio.timeout(self._limits.engine_timeout):
-                async with self._limiter.slot(
-                    lambda n: live.publish(ResponseQueued(turn_id=turn.id, position=n))
+                async with (
+                    self._limiter.slot(
+                        lambda n: live.publish(ResponseQueued(turn_id=turn.id, position=n))
+                    ),
+                    self._cluster.slot(
+                        lambda: live.publish(ResponseQueued(turn_id=turn.id, position=1))
+                    ),
                 ):
-                    live.publish(ResponseStarted(turn_id=turn.id))
+                    emit(ResponseStarted(turn_id=turn.id))
                     async for text in self._engine.stream(request):
                         if not text:
                             continue
@@ -169,7 +292,7 @@ class TurnRunner:
                             self._metrics.first_delta_seconds.observe(
                                 turn.first_delta_at - received_at
                             )
-                        live.publish(turn.append(text))
+                        emit(turn.append(text))
                         if speaker is not None:
                             speaker.feed(text)
                 # The engine slot is free; the reply is done when its audio is out.
@@ -192,10 +315,12 @@ class TurnRunner:
         finally:
             if speaking is not None and not speaking.done():
                 speaking.cancel()  # no sentence is synthesised after the turn ends
+            if checkpoints is not None:
+                checkpoints.cancel()
             # Storing the reply must survive a second cancel (shutdown): run it as its
             # own supervised task and shield our wait on it.
             finish = self._supervisor.start(
-                self._finish(live, turn, status, request),
+                self._finish(live, turn, status, request, emit, stream),
                 name="turn.finish",
                 shielded=True,
                 session_id=live.id,
@@ -218,26 +343,55 @@ class TurnRunner:
             max_tokens=self._limits.max_reply_tokens,
         )
 
+    async def _open_reply(self, live: LiveSession, turn: Turn) -> int | None:
+        """Store the reply as `in_progress` (so a node's death leaves it behind)."""
+        try:
+            stored = await self._store.add_message(
+                session_id=live.id,
+                turn_id=turn.id,
+                role="tutor",
+                text="",
+                status=ReplyStatus.IN_PROGRESS,
+            )
+        except ReaderAIError as exc:
+            log.warning("turn.open_failed", session_id=live.id, turn_id=turn.id, error=exc.code)
+            return None
+        turn.message_id = stored.id
+        return stored.id
+
     async def _finish(
-        self, live: LiveSession, turn: Turn, status: ReplyStatus, request: EngineRequest
+        self,
+        live: LiveSession,
+        turn: Turn,
+        status: ReplyStatus,
+        request: EngineRequest,
+        emit: Callable[[ServerEvent], None],
+        stream: ReplyStream | None,
     ) -> None:
         text = turn.finish(status)
         turn.citations = cite(text, request.context) if text else []
         error = turn.error
         async with live.state_lock:
             try:
-                stored = await self._store.add_message(
-                    session_id=live.id,
-                    turn_id=turn.id,
-                    role="tutor",
-                    text=text,
-                    status=status,
-                    citations=turn.citations,
-                )
+                if turn.message_id is not None:
+                    await self._store.update_message(
+                        turn.message_id, text=text, status=status, citations=turn.citations
+                    )
+                    message_id = turn.message_id
+                else:
+                    stored = await self._store.add_message(
+                        session_id=live.id,
+                        turn_id=turn.id,
+                        role="tutor",
+                        text=text,
+                        status=status,
+                        citations=turn.citations,
+                    )
+                    message_id = stored.id
                 if turn.timeline is not None and turn.timeline.spans:
                     live.remember_spoken(
                         turn.id,
-                        SpokenReply(stored.id, turn.text, status, turn.timeline, request.context),
+                        SpokenReply(message_id, turn.text, status, turn.timeline, request.context),
                     )
             except ReaderAIError as exc:
                 log.error("turn.store_failed", session_id=live.id, turn_id=turn.id, error=exc.code)
@@ -247,7 +401,7 @@ class TurnRunner:
             live.history.extend(
                 [ChatTurn(role="student", text=turn.question), ChatTurn(role="tutor", text=text)]
             )
-            live.publish(
+            emit(
                 ResponseDone(
                     turn_id=turn.id,
                     status=status,
@@ -256,6 +410,10 @@ class TurnRunner:
                     error=ErrorInfo(code=error.code, message=error.message) if error else None,
                 )
             )
+        if stream is not None:
+            await stream.close()
+        with contextlib.suppress(BusUnavailable):
+            await self._bus.release_lease(f"turn:{live.id}", self._bus.node_id)
         self._metrics.turns.labels(status=status.value).inc()
         log.info(
             "turn.finished",

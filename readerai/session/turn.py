@@ -43,6 +43,8 @@ class Turn:
     #: perf_counter() when the turn was created and when its first delta went out.
     started_at: float = field(default_factory=time.perf_counter)
     first_delta_at: float | None = None
+    #: The reply's row in the store, written while it streams (None until stored).
+    message_id: int | None = None
 
     @property
     def seq(self) -> int:

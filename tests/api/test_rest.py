@@ -26,7 +26,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
 async def test_health_and_readiness(http: httpx.AsyncClient) -> None:
     assert (await http.get("/healthz")).json() == {"status": "ok"}
     ready = await http.get("/readyz")
-    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "bus": "ok"})
 
 
 async def test_sample_passages_are_listed_and_split_into_sentences(http: httpx.AsyncClient) -> None:

@@ -125,3 +125,27 @@ async def test_sigterm_past_the_grace_period_stores_the_reply_as_interrupted(
     tutor = messages[-1]
     assert tutor["status"] == "interrupted"
     assert tutor["text"], "what was generated before the deadline is kept"
+
+
+async def test_kill_9_mid_reply_then_restart_shows_the_checkpointed_reply_interrupted(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    env = {"READERAI_EXTRACTIVE_TOKEN_DELAY": "0.3"}
+    server = await anyio.to_thread.run_sync(lambda: server_factory(**env))
+    session_id = await create_session(server)
+    async with open_client(server, session_id) as client:
+        await client.recv()
+        await client.ask(QUESTION)
+        events = await client.recv_until("RESPONSE_DELTA", seq=6, within=20)
+        await anyio.to_thread.run_sync(lambda: server.stop(signal.SIGKILL))
+    seen = "".join(e["payload"]["text"] for e in events if e["type"] == "RESPONSE_DELTA")
+
+    await anyio.to_thread.run_sync(server.start)
+    async with open_client(server, session_id) as client:
+        state = (await client.recv())["payload"]
+    assert state["inflight"] is None
+    question, reply = state["messages"][-2:]
+    assert (question["role"], question["text"]) == ("student", QUESTION)
+    assert (reply["role"], reply["status"]) == ("tutor", "interrupted")
+    # Checkpointed every second: 6 deltas at 0.3 s took over a second to stream.
+    assert reply["text"] and seen.startswith(reply["text"])

@@ -287,6 +287,8 @@ const handlers = {
   RESPONSE_DELTA: onDelta,
   RESPONSE_DONE: onDone,
   TRANSCRIPT: onTranscript,
+  CLASS_BROADCAST: ({ text }) => toast(`Teacher: ${text}`),
+  NOTICE: ({ text }) => toast(`Teacher: ${text}`),
   ERROR: onError,
   PONG: () => clearTimeout(state.timers.pong),
 };
