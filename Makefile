@@ -9,8 +9,10 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export HF_HUB_OFFLINE := 1
 
 .PHONY: run test lint format docs clean
-# Browser tests drive Debian's Chromium (Playwright's own download is not used).
+# Browser tests drive Debian's Chromium (Playwright's own download is not used);
+# the scale-out tests put nginx in front of two nodes.
 CHROMIUM := /usr/bin/chromium
+NGINX    := /usr/sbin/nginx
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +25,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/readerai serve
 
-$(CHROMIUM):
+$(CHROMIUM) $(NGINX):
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	else echo "Chromium is missing: browser tests will skip (apt-get install chromium)"; fi
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx-light; \
+	else echo "Chromium or nginx is missing: their tests will skip (apt-get install chromium nginx-light)"; fi
 
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(NGINX)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
