@@ -1,4 +1,4 @@
-"""Durable state: sessions, messages, reading progress, passages.
+"""Durable state: sessions, messages, reading progress, passages, the classroom, jobs.
 
 `Store` is the interface the rest of ReaderAI uses; `SqlStore` implements it on
 SQLAlchemy 2 async for SQLite (aiosqlite, the default) and PostgreSQL (asyncpg).
@@ -7,11 +7,33 @@ SQLAlchemy 2 async for SQLite (aiosqlite, the default) and PostgreSQL (asyncpg).
 from __future__ import annotations
 
 from readerai.store.base import (
+    JOB_STATUSES,
+    PASSAGE_STATUSES,
+    BroadcastRecord,
+    ClassRecord,
+    JobOutcome,
+    JobRecord,
+    LoginCode,
     MessageRecord,
     PassageRecord,
     ProgressRecord,
     SessionRecord,
     Store,
+    UserRecord,
 )
 
-__all__ = ["MessageRecord", "PassageRecord", "ProgressRecord", "SessionRecord", "Store"]
+__all__ = [
+    "JOB_STATUSES",
+    "PASSAGE_STATUSES",
+    "BroadcastRecord",
+    "ClassRecord",
+    "JobOutcome",
+    "JobRecord",
+    "LoginCode",
+    "MessageRecord",
+    "PassageRecord",
+    "ProgressRecord",
+    "SessionRecord",
+    "Store",
+    "UserRecord",
+]

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from readerai.protocol import ReplyStatus
+
+#: What a passage is: being prepared (split, indexed, narrated), usable, or not.
+PASSAGE_STATUSES = frozenset({"preparing", "ready", "failed"})
+#: The states of a job; it goes queued → running → completed or failed.
+JOB_STATUSES = frozenset({"queued", "running", "completed", "failed"})
+#: How a job that ran may end (`Store.finish_job`).
+JobOutcome = Literal["completed", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +23,8 @@ class SessionRecord:
     created_at: datetime
     updated_at: datetime
     class_id: str | None = None
+    #: The student it belongs to; None for sessions opened before accounts existed.
+    user_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +58,59 @@ class PassageRecord:
     level: str | None
     sentences: list[str]
     created_at: datetime
+    status: str = "ready"  # one of PASSAGE_STATUSES
+    #: The retrieval index: per sentence, its stemmed terms (None until built).
+    terms: list[list[str]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: str
+    role: str  # "student" | "teacher" | "admin"
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClassRecord:
+    id: str
+    name: str
+    teacher_id: str
+    created_at: datetime
+    student_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastRecord:
+    id: str
+    class_id: str
+    sender_id: str
+    text: str
+    sent_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LoginCode:
+    """What a redeemed one-time sign-in code stood for."""
+
+    user_id: str
+    role: str
+    class_id: str | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: str
+    kind: str
+    status: str  # one of JOB_STATUSES
+    progress: float  # 0 to 1
+    detail: str | None  # why it failed, or a note
+    target: str  # what it works on, e.g. a passage id
+    attempts: int  # times it was claimed
+    owner: str | None  # the node that claimed it last
+    created_at: datetime
+    updated_at: datetime
 
 
 class Store(Protocol):
@@ -56,7 +118,9 @@ class Store(Protocol):
 
     Raises `readerai.errors.StoreUnavailable` when the database cannot be reached
     (writes first retry for a while, reads do not), `readerai.errors.NotFound` for a
-    missing session where one is required.
+    missing row where one is required (a session, passage, class or user), and
+    `readerai.errors.Conflict` for an id that is taken. Ids longer than their column
+    (64 characters; 32 for sessions) raise `ValueError`.
     """
 
     async def start(self) -> None:
@@ -74,6 +138,7 @@ class Store(Protocol):
         session_id: str | None = None,
         passage_id: str | None = None,
         class_id: str | None = None,
+        user_id: str | None = None,
     ) -> SessionRecord:
         """Create a session (a new UUID4 hex id unless given); Conflict if it exists."""
 
@@ -81,6 +146,20 @@ class Store(Protocol):
 
     async def sessions_in_class(self, class_id: str) -> list[SessionRecord]:
         """The sessions of one class, oldest first."""
+
+    async def list_sessions(
+        self, *, user_ids: list[str] | None, limit: int = 50
+    ) -> list[SessionRecord]:
+        """The `limit` sessions last updated of these users (None: of everyone), newest first.
+
+        `user_ids` has no default on purpose: "every session" is a decision.
+        """
+
+    async def session_stats(self, session_ids: list[str]) -> dict[str, tuple[int, datetime | None]]:
+        """Per session: how many questions the student asked, and when the newest message was.
+
+        Every id given is a key; a session without messages (or none at all) is `(0, None)`.
+        """
 
     async def set_session_passage(self, session_id: str, passage_id: str | None) -> None: ...
 
@@ -151,5 +230,115 @@ class Store(Protocol):
         level: str | None,
         sentences: list[str],
         passage_id: str | None = None,
+        status: str = "ready",
+        terms: list[list[str]] | None = None,
     ) -> PassageRecord:
         """Insert a passage (a slug id from the title unless given); Conflict if taken."""
+
+    async def update_passage(
+        self,
+        passage_id: str,
+        *,
+        sentences: list[str] | None = None,
+        terms: list[list[str]] | None = None,
+        status: str | None = None,
+    ) -> None:
+        """Replace what is given (None: unchanged); NotFound without the passage.
+
+        The narration of a sentence whose text changes (or that is gone) is deleted.
+        """
+
+    async def save_narration(
+        self, passage_id: str, index: int, *, sample_rate: int, pcm: bytes
+    ) -> None:
+        """Store (or replace) the audio of sentence `index`; NotFound without the passage."""
+
+    async def get_narration(self, passage_id: str, index: int) -> tuple[int, bytes] | None:
+        """`(sample_rate, pcm)` of sentence `index`, or None."""
+
+    async def narration_count(self, passage_id: str) -> int:
+        """How many sentences of the passage have audio."""
+
+    # ------------------------------------------------------------------ accounts and classes
+
+    async def upsert_user(self, *, user_id: str, role: str, name: str) -> UserRecord:
+        """Create the user, or change the role and name of an existing one."""
+
+    async def get_user(self, user_id: str) -> UserRecord | None: ...
+
+    async def create_class(
+        self, *, name: str, teacher_id: str, class_id: str | None = None
+    ) -> ClassRecord:
+        """Create a class (a slug id from the name unless given).
+
+        Conflict if the given id is taken; NotFound if there is no user `teacher_id`.
+        """
+
+    async def get_class(self, class_id: str) -> ClassRecord | None:
+        """The class with its `student_count`, or None."""
+
+    async def list_classes(
+        self, *, teacher_id: str | None = None, student_id: str | None = None
+    ) -> list[ClassRecord]:
+        """Classes taught by `teacher_id` and/or joined by `student_id` (neither: all), by name."""
+
+    async def add_member(self, class_id: str, user_id: str) -> None:
+        """Put the user in the class (already there: nothing changes).
+
+        NotFound if the class or the user does not exist.
+        """
+
+    async def remove_member(self, class_id: str, user_id: str) -> bool:
+        """Take the user out of the class; False if they were not in it."""
+
+    async def class_students(self, class_id: str) -> list[UserRecord]:
+        """The members of the class, by name."""
+
+    async def is_member(self, class_id: str, user_id: str) -> bool: ...
+
+    async def add_broadcast(self, *, class_id: str, sender_id: str, text: str) -> BroadcastRecord:
+        """Store a message sent to a whole class."""
+
+    async def recent_broadcasts(self, class_id: str, limit: int = 20) -> list[BroadcastRecord]:
+        """The class's `limit` newest broadcasts, oldest first."""
+
+    # ------------------------------------------------------------------ sign-in codes
+
+    async def create_login_code(
+        self, *, user_id: str, role: str, class_id: str | None, ttl_seconds: float
+    ) -> tuple[str, datetime]:
+        """A new one-time code (8 characters) standing for this user, and when it expires.
+
+        Only a hash of the code is stored.
+        """
+
+    async def redeem_login_code(self, code: str) -> LoginCode | None:
+        """Use the code up and say whom it stands for; None if unknown, used or expired.
+
+        Case, spaces and dashes do not matter. Of two concurrent redeems, one wins.
+        """
+
+    # ------------------------------------------------------------------ jobs
+
+    async def create_job(self, *, kind: str, target: str) -> JobRecord:
+        """Queue a job (status `queued`, progress 0, no attempts yet)."""
+
+    async def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    async def claim_job(
+        self, *, owner: str, stale_before: datetime, max_attempts: int
+    ) -> JobRecord | None:
+        """Take the oldest job that is waiting, or whose node stopped heartbeating.
+
+        A job is handed to one claimer only. A running job whose last heartbeat is
+        older than `stale_before` is taken over if it has had fewer than
+        `max_attempts` attempts, and marked `failed` otherwise. None: nothing to do.
+        """
+
+    async def heartbeat_job(self, job_id: str, *, owner: str, progress: float) -> bool:
+        """Record progress and liveness; False if `owner` no longer runs this job."""
+
+    async def finish_job(
+        self, job_id: str, *, owner: str, status: JobOutcome, detail: str | None
+    ) -> bool:
+        """End a job `owner` runs; False (nothing written) if it no longer runs it."""

@@ -11,12 +11,32 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Index, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from readerai.protocol import ReplyStatus
-from readerai.store.base import MessageRecord, PassageRecord, ProgressRecord, SessionRecord
+from readerai.store.base import (
+    BroadcastRecord,
+    ClassRecord,
+    JobRecord,
+    MessageRecord,
+    PassageRecord,
+    ProgressRecord,
+    SessionRecord,
+    UserRecord,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
@@ -29,6 +49,15 @@ NAMING_CONVENTION = {
 SESSION_ID_LENGTH = 32
 PASSAGE_ID_LENGTH = 64
 CLASS_ID_LENGTH = 64
+USER_ID_LENGTH = 64
+ROLE_LENGTH = 16
+NAME_LENGTH = 200
+JOB_ID_LENGTH = 32
+JOB_KIND_LENGTH = 32
+JOB_TARGET_LENGTH = 64
+NODE_ID_LENGTH = 64
+BROADCAST_ID_LENGTH = 32
+STATUS_LENGTH = 16
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -83,6 +112,9 @@ class SessionRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utc_now)
     # Indexed for "every session of a class" (a teacher's view).
     class_id: Mapped[str | None] = mapped_column(String(CLASS_ID_LENGTH), index=True)
+    # Not a foreign key either: sessions may predate accounts. Indexed for "the
+    # sessions of these students".
+    user_id: Mapped[str | None] = mapped_column(String(USER_ID_LENGTH), index=True)
 
     def to_record(self) -> SessionRecord:
         """This row as the frozen record the store hands out."""
@@ -92,6 +124,7 @@ class SessionRow(Base):
             created_at=self.created_at,
             updated_at=self.updated_at,
             class_id=self.class_id,
+            user_id=self.user_id,
         )
 
 
@@ -170,6 +203,12 @@ class PassageRow(Base):
     level: Mapped[str | None] = mapped_column(String(64))
     sentences: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    # A server default too, so that a node still on the previous release (which does
+    # not know the column) adds passages that are usable.
+    status: Mapped[str] = mapped_column(
+        String(STATUS_LENGTH), default="ready", server_default="ready"
+    )
+    terms: Mapped[list[list[str]] | None] = mapped_column(JSON)
 
     def to_record(self) -> PassageRecord:
         """This row as the frozen record the store hands out."""
@@ -180,4 +219,149 @@ class PassageRow(Base):
             level=self.level,
             sentences=list(self.sentences),
             created_at=self.created_at,
+            status=self.status,
+            terms=None if self.terms is None else [list(terms) for terms in self.terms],
+        )
+
+
+class NarrationRow(Base):
+    """The recorded audio of one sentence of a passage (16-bit mono PCM)."""
+
+    __tablename__ = "passage_audio"
+
+    passage_id: Mapped[str] = mapped_column(
+        String(PASSAGE_ID_LENGTH),
+        ForeignKey("passages.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    sentence_index: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    sample_rate: Mapped[int]
+    pcm: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class UserRow(Base):
+    """A student, teacher or admin; the id is the `sub` of their tokens."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(USER_ID_LENGTH), primary_key=True)
+    role: Mapped[str] = mapped_column(String(ROLE_LENGTH))
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+    def to_record(self) -> UserRecord:
+        """This row as the frozen record the store hands out."""
+        return UserRecord(id=self.id, role=self.role, name=self.name, created_at=self.created_at)
+
+
+class ClassRow(Base):
+    """A class: one teacher, and students through `ClassMemberRow`."""
+
+    __tablename__ = "classes"
+
+    id: Mapped[str] = mapped_column(String(CLASS_ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    teacher_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH), ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+    def to_record(self, student_count: int = 0) -> ClassRecord:
+        """This row as the frozen record the store hands out."""
+        return ClassRecord(
+            id=self.id,
+            name=self.name,
+            teacher_id=self.teacher_id,
+            created_at=self.created_at,
+            student_count=student_count,
+        )
+
+
+class ClassMemberRow(Base):
+    """A student's membership of a class."""
+
+    __tablename__ = "class_members"
+
+    class_id: Mapped[str] = mapped_column(
+        String(CLASS_ID_LENGTH), ForeignKey("classes.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Indexed for "the classes of this student"; the primary key serves the other way.
+    user_id: Mapped[str] = mapped_column(
+        String(USER_ID_LENGTH),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    )
+    joined_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class BroadcastRow(Base):
+    """A message a teacher sent to a whole class."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[str] = mapped_column(String(BROADCAST_ID_LENGTH), primary_key=True)
+    # Not a foreign key: what was said stays on record, whatever becomes of the class.
+    class_id: Mapped[str] = mapped_column(String(CLASS_ID_LENGTH), index=True)
+    sender_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH))
+    text: Mapped[str] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+    def to_record(self) -> BroadcastRecord:
+        """This row as the frozen record the store hands out."""
+        return BroadcastRecord(
+            id=self.id,
+            class_id=self.class_id,
+            sender_id=self.sender_id,
+            text=self.text,
+            sent_at=self.sent_at,
+        )
+
+
+class LoginCodeRow(Base):
+    """A one-time sign-in code, known only by the SHA-256 of its text."""
+
+    __tablename__ = "login_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256, hex
+    user_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH))
+    role: Mapped[str] = mapped_column(String(ROLE_LENGTH))
+    class_id: Mapped[str | None] = mapped_column(String(CLASS_ID_LENGTH))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class JobRow(Base):
+    """Background work (preparing a passage), claimed by one node at a time.
+
+    `heartbeat_at` is the claiming node's lease: a `running` job whose heartbeat is
+    too old belongs to a node that died, and may be claimed again.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(JOB_ID_LENGTH), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(JOB_KIND_LENGTH))
+    status: Mapped[str] = mapped_column(String(STATUS_LENGTH), index=True)
+    progress: Mapped[float] = mapped_column(Float)
+    detail: Mapped[str | None] = mapped_column(Text)
+    target: Mapped[str] = mapped_column(String(JOB_TARGET_LENGTH))
+    attempts: Mapped[int]
+    owner: Mapped[str | None] = mapped_column(String(NODE_ID_LENGTH))
+    heartbeat_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+    def to_record(self) -> JobRecord:
+        """This row as the frozen record the store hands out."""
+        return JobRecord(
+            id=self.id,
+            kind=self.kind,
+            status=self.status,
+            progress=self.progress,
+            detail=self.detail,
+            target=self.target,
+            attempts=self.attempts,
+            owner=self.owner,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -40,3 +41,20 @@ async def store(database_url: str) -> AsyncIterator[SqlStore]:
         yield sql_store
     finally:
         await sql_store.close()
+
+
+@pytest.fixture
+async def nodes(store: SqlStore, database_url: str) -> AsyncIterator[list[SqlStore]]:
+    """`store` and three more stores on its database: four nodes, each with its own pool.
+
+    Racing writers must meet in the database, not queue on one store's SQLite
+    connection (a single store serialises its SQLite work).
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        others = []
+        for _ in range(3):
+            node = SqlStore(database_url)
+            await node.start()
+            stack.push_async_callback(node.close)
+            others.append(node)
+        yield [store, *others]

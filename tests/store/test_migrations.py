@@ -43,6 +43,16 @@ MESSAGES_0001 = sa.table(
     sa.column("citations", sa.JSON()),
     sa.column("created_at", UtcDateTime()),
 )
+# The passages table as revisions 0001 and 0002 left it.
+PASSAGES_0002 = sa.table(
+    "passages",
+    sa.column("id", sa.String()),
+    sa.column("title", sa.Text()),
+    sa.column("text", sa.Text()),
+    sa.column("level", sa.String()),
+    sa.column("sentences", sa.JSON()),
+    sa.column("created_at", UtcDateTime()),
+)
 
 
 @pytest.fixture(
@@ -137,5 +147,68 @@ async def test_downgrade_to_0001_and_back_keeps_messages(empty_url: str) -> None
         old = await store.recent_messages("s1", limit=10)
         assert [(m.id, m.updated_at) for m in old] == [(1, CREATED[0]), (2, CREATED[1])]
         assert (await store.create_session(class_id="room-4b")).class_id == "room-4b"
+    finally:
+        await store.close()
+
+
+async def _store_0002_passages(url: str) -> None:
+    engine = await _engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                sa.insert(PASSAGES_0002),
+                [
+                    {
+                        "id": f"p{n}",
+                        "title": f"P{n}",
+                        "text": "The fox ran.",
+                        "level": None,
+                        "sentences": ["The fox ran."],
+                        "created_at": created,
+                    }
+                    for n, created in enumerate(CREATED)
+                ],
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_from_0002_makes_existing_passages_ready(empty_url: str) -> None:
+    await _migrate(empty_url, "0001")
+    await _store_0001_rows(empty_url)
+    await _migrate(empty_url, "0002")
+    await _store_0002_passages(empty_url)
+    store = SqlStore(empty_url)
+    await store.start()  # migrates to head
+    try:
+        passages = await store.list_passages()
+        assert [(p.id, p.status, p.terms, p.created_at) for p in passages] == [
+            (f"p{n}", "ready", None, created) for n, created in enumerate(CREATED)
+        ]
+        assert await store.narration_count("p0") == 0
+        session = await store.get_session("s1")
+        assert session is not None
+        assert session.user_id is None
+        assert await store.list_sessions(user_ids=None) == [session]
+    finally:
+        await store.close()
+
+
+async def test_downgrade_to_0002_and_back_keeps_passages_and_sessions(empty_url: str) -> None:
+    await _migrate(empty_url, "0001")
+    await _store_0001_rows(empty_url)
+    await _migrate(empty_url, "0002")
+    await _store_0002_passages(empty_url)
+    await _migrate(empty_url, "head")
+    await _migrate(empty_url, "0002", down=True)
+    await _migrate(empty_url, "head")
+    store = SqlStore(empty_url)
+    await store.start()
+    try:
+        assert [p.status for p in await store.list_passages()] == ["ready"] * len(CREATED)
+        assert [m.id for m in await store.recent_messages("s1", limit=10)] == [1, 2]
+        teacher = await store.upsert_user(user_id="t-ada", role="teacher", name="Ada")
+        room = await store.create_class(name="Room 4B", teacher_id=teacher.id)
+        assert room.id == "room-4b"
     finally:
         await store.close()
