@@ -28,8 +28,25 @@ from pathlib import Path
 
 import httpx
 from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
+from readerai.auth.principal import Role
+from readerai.auth.tokens import TokenService
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The token key benchmark servers run with; the clients sign in as an admin.
+BENCH_AUTH_SECRET = "bench-secret-readerai-0123456789abcdef"
+
+
+def bench_token() -> str:
+    """An admin token the benchmark's servers accept."""
+    tokens = TokenService("HS256", BENCH_AUTH_SECRET, BENCH_AUTH_SECRET)
+    return tokens.mint(user_id="bench", role=Role.ADMIN, ttl_seconds=86400)
+
+
+#: What every benchmark client sends to sign in (REST header, WebSocket subprotocols).
+AUTH = {"Authorization": f"Bearer {bench_token()}"}
+PROTOCOLS = [Subprotocol("readerai.v1"), Subprotocol(f"bearer.{bench_token()}")]
 
 
 def machine() -> str:
@@ -64,6 +81,8 @@ def start_server(
         "READERAI_ENGINE_QUEUE_LIMIT": "10000",
         "READERAI_ENGINE_CONCURRENCY": "64" if engine == "extractive" else "2",
         "HF_HUB_OFFLINE": "1",
+        "READERAI_AUTH_SECRET": BENCH_AUTH_SECRET,
+        "READERAI_DEMO_ACCOUNTS": "false",
         **settings,
     }
     proc = subprocess.Popen(
@@ -88,11 +107,11 @@ def start_server(
 async def student(
     url: str, questions: int, think: float, acks: list[float], firsts: list[float]
 ) -> None:
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, headers=AUTH) as http:
         created = await http.post("/api/sessions", json={"passageId": "the-lion-and-the-mouse"})
         session_id = created.json()["id"]
     ws_url = url.replace("http", "ws", 1) + f"/ws/{session_id}"
-    async with connect(ws_url, max_size=None) as ws:
+    async with connect(ws_url, max_size=None, subprotocols=PROTOCOLS) as ws:
         await ws.recv()  # SESSION_RESTORED
         for i in range(questions):
             # Students do not all ask at the same instant: spread them over `think`.

@@ -44,7 +44,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from ack_latency import free_port, machine
+from ack_latency import AUTH, BENCH_AUTH_SECRET, PROTOCOLS, free_port, machine
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -92,6 +92,8 @@ def running_node(name: str, data: Path, settings: dict[str, str]) -> Iterator[No
         "READERAI_ENGINE": "extractive",
         "READERAI_LOG_FORMAT": "json",
         "HF_HUB_OFFLINE": "1",
+        "READERAI_AUTH_SECRET": BENCH_AUTH_SECRET,
+        "READERAI_DEMO_ACCOUNTS": "false",
         **settings,
     }
     log_path = data / f"node-{name}.log"
@@ -259,6 +261,7 @@ class Clients:
             ws = await connect(
                 ws_url,
                 max_size=None,
+                subprotocols=PROTOCOLS,
                 open_timeout=WS_TIMEOUT,
                 close_timeout=WS_TIMEOUT,
                 ping_interval=None,  # the nodes ping; 1000 clients pinging too is noise
@@ -408,7 +411,7 @@ async def measure(args: argparse.Namespace, nodes: dict[str, Node]) -> dict[str,
     async with contextlib.AsyncExitStack() as stack:
         http = {
             name: await stack.enter_async_context(
-                httpx.AsyncClient(base_url=node.url, timeout=HTTP_TIMEOUT)
+                httpx.AsyncClient(base_url=node.url, timeout=HTTP_TIMEOUT, headers=AUTH)
             )
             for name, node in nodes.items()
         }
@@ -418,6 +421,11 @@ async def measure(args: argparse.Namespace, nodes: dict[str, Node]) -> dict[str,
         probe = await clients.join(0, "A", class_id=None)
         notices = await notice_latencies(clients, probe, args.rounds, errors)
         class_id = f"bench-{uuid.uuid4().hex[:8]}"
+        admin = clients.http["A"]
+        teacher = {"name": "Bench teacher", "userId": "bench-teacher"}
+        (await admin.post("/api/teachers", json=teacher)).raise_for_status()
+        made = {"name": class_id, "id": class_id, "teacherId": "bench-teacher"}
+        (await admin.post("/api/classes", json=made)).raise_for_status()
         started = time.perf_counter()
         students = await asyncio.gather(
             *(clients.join(i, "AB"[i % 2], class_id) for i in range(1, args.students + 1))

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import httpx
-from ack_latency import machine, start_server
+from ack_latency import AUTH, PROTOCOLS, machine, start_server
 from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -46,9 +46,13 @@ AUDIO_ON = {"audio": {"inputFormat": "pcm16", "inputSampleRate": 16000, "output"
 
 
 async def open_session(url: str) -> ClientConnection:
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, headers=AUTH) as http:
         created = await http.post("/api/sessions", json={"passageId": "the-lion-and-the-mouse"})
-    ws = await connect(url.replace("http", "ws", 1) + f"/ws/{created.json()['id']}", max_size=None)
+    ws = await connect(
+        url.replace("http", "ws", 1) + f"/ws/{created.json()['id']}",
+        max_size=None,
+        subprotocols=PROTOCOLS,
+    )
     await ws.recv()
     await ws.send(json.dumps({"type": "SESSION_UPDATE", "payload": AUDIO_ON}))
     return ws
@@ -164,10 +168,10 @@ async def load(url: str, speech: list[bytes], sessions: int, seconds: float) -> 
 
     async def text_student() -> list[float]:
         acks = []
-        async with httpx.AsyncClient(base_url=url) as http:
+        async with httpx.AsyncClient(base_url=url, headers=AUTH) as http:
             created = await http.post("/api/sessions", json={"passageId": "the-lion-and-the-mouse"})
         ws_url = url.replace("http", "ws", 1) + f"/ws/{created.json()['id']}"
-        async with connect(ws_url, max_size=None) as ws:
+        async with connect(ws_url, max_size=None, subprotocols=PROTOCOLS) as ws:
             await ws.recv()
             while time.perf_counter() < deadline:
                 sent = time.perf_counter()
@@ -220,10 +224,10 @@ async def main_async(args: argparse.Namespace, url: str) -> None:
         print(f"  {kind} after end of speech:", summary(values, 50, 95))
     stops = await bargein_stop(url, interruption, args.bargeins)
     print("barge-in stop (speech detected -> last old frame):", summary(stops, 50, 99))
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, headers=AUTH) as http:
         before = (await http.get("/metrics")).text
     acks = await load(url, speech, args.load_sessions, args.load_seconds)
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, headers=AUTH) as http:
         after = (await http.get("/metrics")).text
     print(f"with {args.load_sessions} voice sessions talking for {args.load_seconds:g} s:")
     print("  text acknowledgement:", summary(acks, 50, 99))

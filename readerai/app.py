@@ -17,8 +17,9 @@ import structlog
 from fastapi import FastAPI
 
 from readerai import __version__
-from readerai.api import classes, health, passages, sessions, web, ws
+from readerai.api import auth, classes, health, jobs, passages, sessions, web, ws
 from readerai.api.problems import RequestIdMiddleware, install_error_handlers
+from readerai.auth.demo import seed_demo
 from readerai.errors import ServiceStartupError
 from readerai.logs import configure_logging
 from readerai.services import NodeServices
@@ -43,6 +44,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             app.state.assets = await anyio.to_thread.run_sync(web.load_assets)
             await services.seed_samples()
+            if settings.environment == "development" and settings.demo_accounts:
+                links = await seed_demo(
+                    services.store, _public_url(settings), settings.login_code_ttl_seconds
+                )
+                log.info("demo.sign_in", teacher=links.teacher, student=links.student)
             services.ready = True
             log.info("startup.ready", engine=services.engine.name, database=_db_kind(settings))
             yield
@@ -62,7 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (
         health.router,
+        auth.router,
         passages.router,
+        jobs.router,
         sessions.router,
         classes.router,
         ws.router,
@@ -78,6 +86,13 @@ def create_worker_app() -> FastAPI:
     listener = configure_logging(settings.log_level, settings.log_format)
     atexit.register(listener.stop)
     return create_app(settings)
+
+
+def _public_url(settings: Settings) -> str:
+    if settings.public_url:
+        return settings.public_url
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
 
 
 def _db_kind(settings: Settings) -> str:

@@ -130,6 +130,40 @@ def _serve_workers(settings: Settings) -> None:
     )
 
 
+@app.command()
+def token(
+    role: Annotated[str, typer.Option(help="student, teacher or admin.")],
+    user: Annotated[str, typer.Option(help="The user id (the token's subject).")],
+    class_id: Annotated[str | None, typer.Option("--class", help="A student's class.")] = None,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    ttl: Annotated[
+        float | None, typer.Option(help="Lifetime in seconds (default READERAI_TOKEN_TTL_SECONDS).")
+    ] = None,
+    settings_file: Annotated[
+        Path | None, typer.Option("--settings", help="A .env-style file of READERAI_* settings.")
+    ] = None,
+) -> None:
+    """Print a bearer token (for scripts, tests and operators)."""
+    from readerai.auth.principal import Role
+    from readerai.auth.tokens import TokenService
+
+    if role not in {r.value for r in Role}:
+        raise typer.BadParameter(f"role must be one of {', '.join(r.value for r in Role)}")
+    if not 0 < len(user) <= 64:
+        raise typer.BadParameter("user must be 1 to 64 characters")
+    settings = load_settings(settings_file)
+    tokens = TokenService.from_settings(settings)
+    typer.echo(
+        tokens.mint(
+            user_id=user,
+            role=Role(role),
+            ttl_seconds=ttl or settings.token_ttl_seconds,
+            name=name or user,
+            class_id=class_id,
+        )
+    )
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     settings_file: Annotated[
@@ -142,6 +176,67 @@ def db_upgrade(
     settings = load_settings(settings_file)
     upgrade_database_sync(settings.database_url)
     typer.echo("database is up to date")
+
+
+passages_app = typer.Typer(help="Passages.", no_args_is_help=True)
+app.add_typer(passages_app, name="passages")
+
+
+@passages_app.command("import")
+def passages_import(
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder of .md and .txt files.", metavar="DIR", file_okay=False, exists=True
+        ),
+    ],
+    level: Annotated[
+        str | None, typer.Option(help="The reading level of every passage, e.g. 'Grade 2'.")
+    ] = None,
+    settings_file: Annotated[
+        Path | None, typer.Option("--settings", help="A .env-style file of READERAI_* settings.")
+    ] = None,
+) -> None:
+    """Import every .md and .txt file of DIR as a passage, and prepare each one.
+
+    Preparing splits it into sentences, indexes it and records its narration, here
+    in this process. Exits 1 if any file failed (the reasons are printed).
+    """
+    import asyncio
+
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+    from readerai.jobs.imports import import_passages, read_passage_files
+    from readerai.logs import configure_logging
+    from readerai.store import JobRecord
+
+    settings = load_settings(settings_file)
+    files = read_passage_files(folder)
+    if not files:
+        typer.echo(f"no .md or .txt files in {folder}")
+        return
+    listener = configure_logging("warning", settings.log_format)
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
+    try:
+        with Progress(*columns) as progress:
+            bars = [progress.add_task(file.name, total=1.0) for file in files]
+
+            def watch(index: int, job: JobRecord) -> None:
+                name = files[index].name
+                label = f"{name} [red](failed)[/red]" if job.status == "failed" else name
+                progress.update(bars[index], completed=job.progress, description=label)
+
+            jobs = asyncio.run(import_passages(settings, files, level=level, watch=watch))
+    finally:
+        listener.stop()
+    failed = [
+        (file, job) for file, job in zip(files, jobs, strict=True) if job.status != "completed"
+    ]
+    typer.echo(f"imported {len(files) - len(failed)} of {len(files)} passages")
+    for file, job in failed:
+        typer.echo(f"failed: {file.name}: {job.detail or job.status}")
+    if failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

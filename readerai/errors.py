@@ -14,6 +14,9 @@ logs) and an HTTP status. Errors that end a WebSocket map to a close code throug
     │   └── FrameTooLarge              frame_too_large  413   -> close 1009
     ├── RateLimited                    rate_limited     429   -> close 1008 when it persists
     ├── NotFound                       not_found        404
+    ├── Unauthenticated                unauthenticated  401   -> close 4401
+    │   └── InvalidCode                invalid_code     401
+    ├── Forbidden                      forbidden        403   -> close 4403
     ├── Conflict                       conflict         409
     ├── SlowConsumer                   slow_consumer    -     -> close 4008
     ├── EngineError                    engine_error     502
@@ -29,7 +32,7 @@ WebSocket close codes (documented in docs/protocol.md):
     1000 normal          1008 rate limit persisted     1009 frame too large
     1011 internal error  1012 server restarting        4404 session not found
     4008 client not reading (outbound queue full or send timed out)
-    4000 idle timeout
+    4000 idle timeout    4401 not signed in    4403 not allowed
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class CloseCode(IntEnum):
     SERVICE_RESTART = 1012
     IDLE_TIMEOUT = 4000
     SLOW_CONSUMER = 4008
+    UNAUTHENTICATED = 4401
+    FORBIDDEN = 4403
     SESSION_NOT_FOUND = 4404
 
 
@@ -103,6 +108,26 @@ class RateLimited(ReaderAIError):
 class NotFound(ReaderAIError):
     code = "not_found"
     http_status = 404
+
+
+class Unauthenticated(ReaderAIError):
+    """No token, or one that is malformed, tampered with or expired."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class InvalidCode(Unauthenticated):
+    """A sign-in code that is unknown, already used or expired."""
+
+    code = "invalid_code"
+
+
+class Forbidden(ReaderAIError):
+    """A valid token whose user may not do this."""
+
+    code = "forbidden"
+    http_status = 403
 
 
 class Conflict(ReaderAIError):
@@ -164,6 +189,10 @@ def close_code_for(error: BaseException) -> CloseCode:
         return CloseCode.SLOW_CONSUMER
     if isinstance(error, NotFound):
         return CloseCode.SESSION_NOT_FOUND
+    if isinstance(error, Unauthenticated):
+        return CloseCode.UNAUTHENTICATED
+    if isinstance(error, Forbidden):
+        return CloseCode.FORBIDDEN
     return CloseCode.INTERNAL_ERROR
 
 

@@ -160,6 +160,15 @@ class InflightView(_Model):
     text: str = Field(description="The reply so far; later deltas continue from ``seq + 1``.")
 
 
+class BroadcastView(_Model):
+    """A teacher's broadcast to the class."""
+
+    broadcast_id: str
+    class_id: str
+    text: str
+    sent_at: str = Field(description="ISO 8601, UTC.")
+
+
 class SessionRestored(ServerEvent):
     """First event on every connection: the state to show."""
 
@@ -170,6 +179,9 @@ class SessionRestored(ServerEvent):
     messages: list[MessageView] = Field(description="The last N messages, oldest first.")
     progress: list[ProgressView]
     inflight: InflightView | None = Field(description="A reply still streaming, if any.")
+    broadcasts: list[BroadcastView] = Field(
+        default_factory=list, description="The class's last broadcasts, oldest first."
+    )
     node_id: str = Field("", description="The server node holding this connection (for operators).")
 
 
@@ -395,7 +407,10 @@ def protocol_markdown() -> str:
         " by `python -m readerai.protocol`; do not edit by hand.",
         "",
         'Every frame is JSON text `{"type": "EVENT", "payload": {...}}`.',
-        "Connect to `/ws/{sessionId}` (create the session with `POST /api/sessions`).",
+        "Connect to `/ws/{sessionId}` (create the session with `POST /api/sessions`),",
+        "signed in: offer the subprotocols `readerai.v1` and `bearer.<token>`, or send",
+        '`{"type": "AUTH", "payload": {"token": "..."}}` as the first frame (see',
+        "docs/classroom.md). A refused connection is closed before any event is sent.",
         "To resume a reply after a reconnect, add `?lastSeq=N` (the last `seq` seen of the",
         "reply in flight): missing deltas are replayed after `SESSION_RESTORED`, with no",
         "duplicate and no gap. Without it, `SESSION_RESTORED.inflight` carries the text so",
@@ -411,7 +426,7 @@ def protocol_markdown() -> str:
         lines += _event_section(server_cls)
     lines += BINARY_FRAMES_DOC
     lines += ["## Shared shapes", ""]
-    for shape in (AudioConfig, MessageView, ProgressView, InflightView, ErrorInfo):
+    for shape in (AudioConfig, MessageView, ProgressView, InflightView, BroadcastView, ErrorInfo):
         lines += _event_section(shape, heading=shape.__name__)
     lines += [
         "## Reply status values",
@@ -429,6 +444,8 @@ def protocol_markdown() -> str:
         "| 1012 | the server is restarting; reconnect |",
         "| 4000 | idle for longer than `READERAI_IDLE_TIMEOUT_SECONDS` |",
         "| 4008 | the client stopped reading (outbound queue full or send timed out) |",
+        "| 4401 | not signed in: no token, or a malformed, tampered or expired one |",
+        "| 4403 | signed in, but this session is not yours |",
         "| 4404 | no such session |",
         "",
         "## Error codes",
@@ -436,7 +453,8 @@ def protocol_markdown() -> str:
         "`invalid_json`, `unknown_type`, `invalid_payload`, `text_too_long`, `unsupported`,",
         "`utterance_truncated`, `voice_error`, `rate_limited`, `not_found`, `engine_error`,",
         "`engine_timeout`, `engine_busy`,",
-        "`store_unavailable`, `bus_unavailable`, `internal`.",
+        "`store_unavailable`, `bus_unavailable`, `unauthenticated`, `invalid_code`,",
+        "`forbidden`, `internal`.",
         "",
     ]
     return "\n".join(lines)

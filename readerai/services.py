@@ -16,19 +16,23 @@ from typing import Protocol
 import anyio
 import structlog
 
+from readerai.auth.access import Access
+from readerai.auth.tokens import TokenService
 from readerai.bus.base import Bus
 from readerai.bus.factory import build_bus
 from readerai.engines.base import Engine
 from readerai.engines.cluster import ClusterLimit
 from readerai.engines.factory import build_engine
 from readerai.engines.limiter import EngineLimiter
-from readerai.errors import Conflict, ServiceStartupError
+from readerai.errors import BusUnavailable, Conflict, ServiceStartupError, StoreUnavailable
 from readerai.grounding import split_sentences
+from readerai.jobs import PREPARE_PASSAGE, JobWorker, PassagePreparer
 from readerai.looplag import watch_loop_lag
 from readerai.metrics import Metrics
 from readerai.samples import load_samples
 from readerai.session.actor import ConnectionLimits, SessionServices
 from readerai.session.catalog import PassageCatalog
+from readerai.session.feed import ClassFeed
 from readerai.session.hub import SessionHub
 from readerai.session.router import SessionRouter
 from readerai.session.runner import TurnLimits, TurnRunner
@@ -71,8 +75,18 @@ class NodeServices:
     stt: SpeechToText
     tts: TextToSpeech
     new_segmenter: SegmenterFactory
+    access: Access
+    jobs: JobWorker
     ready: bool = False
     _loop_watch: asyncio.Task[None] | None = None
+    _tokens: TokenService | None = None
+
+    @property
+    def tokens(self) -> TokenService:
+        """Mints and checks tokens (set up by `start`)."""
+        if self._tokens is None:
+            raise StoreUnavailable("the server is starting")
+        return self._tokens
 
     @classmethod
     def build(cls, settings: Settings) -> NodeServices:
@@ -88,6 +102,8 @@ class NodeServices:
         catalog = PassageCatalog(store)
         bus = build_bus(settings.redis_url, prefix=settings.redis_prefix)
         router = SessionRouter(bus, supervisor)
+        feed = ClassFeed()
+        router.bind_feed(feed)
         hub = SessionHub(
             store,
             supervisor,
@@ -96,6 +112,7 @@ class NodeServices:
             progress_interval=settings.progress_flush_seconds,
             lease_seconds=settings.turn_lease_seconds,
             stream_max_len=settings.reply_stream_max_len,
+            feed=feed,
         )
         tts = build_tts(settings)
         runner = TurnRunner(
@@ -117,6 +134,7 @@ class NodeServices:
             ),
             router=router,
             tts=tts,
+            feed=feed,
         )
         hub.on_cancel_request = runner.cancel_soon
         metrics.live_sessions.set_function(lambda: len(hub))
@@ -137,6 +155,17 @@ class NodeServices:
             stt=build_stt(settings),
             tts=tts,
             new_segmenter=build_segmenter_factory(settings),
+            access=Access(store),
+            jobs=JobWorker(
+                store,
+                supervisor,
+                owner=bus.node_id,
+                handlers={PREPARE_PASSAGE: PassagePreparer(store, tts, on_change=catalog.forget)},
+                poll_seconds=settings.job_poll_seconds,
+                heartbeat_seconds=settings.job_heartbeat_seconds,
+                stale_seconds=settings.job_stale_seconds,
+                max_attempts=settings.job_max_attempts,
+            ),
         )
 
     def _ordered(self) -> list[tuple[str, Service]]:
@@ -157,6 +186,8 @@ class NodeServices:
         # importing interdependent modules at once can deadlock on Python's import
         # locks (seen: faster_whisper.vad), so import them first, in one thread.
         await anyio.to_thread.run_sync(_import_native_libraries)
+        # Reading (or creating) a development secret is file I/O: in a thread.
+        self._tokens = await anyio.to_thread.run_sync(TokenService.from_settings, self.settings)
 
         async def start_one(name: str, service: Service) -> None:
             try:
@@ -182,17 +213,30 @@ class NodeServices:
         self._loop_watch = self.supervisor.start(
             watch_loop_lag(self.metrics.loop_lag_seconds), name="loop.lag"
         )
+        self.jobs.start()
 
     async def close(self) -> None:
         """Drain turns, write pending progress, then close services in reverse order."""
         self.ready = False
+        await self.jobs.close()  # its job in flight is resumed by a node later
         if self._loop_watch is not None:
             self._loop_watch.cancel()  # endless by design: it must not hold the drain up
         self.hub.stop_following()
+        self.hub.feed.close()  # dashboards' event streams end, so connections can close
         await self.supervisor.drain(self.settings.shutdown_grace_seconds)
         await self.hub.flush_all()
         await self.supervisor.drain(5.0)  # the final progress writes
         await _close_all(self._ordered())
+
+    async def presence_of(self, session_id: str) -> bool:
+        """Whether the session is live on some node (this one, or any while Redis answers)."""
+        live = self.hub.get(session_id)
+        if live is not None and live.subscribers:
+            return True
+        try:
+            return bool(await self.bus.presence(session_id))
+        except BusUnavailable:
+            return False
 
     async def seed_samples(self) -> None:
         """Add the bundled sample passages that the store does not have yet."""

@@ -65,6 +65,41 @@ class Settings(BaseSettings):
         1.0, gt=0, description="`READING_PROGRESS` is coalesced and written at most this often."
     )
 
+    # --- accounts ---
+    auth_secret: SecretStr | None = Field(
+        None,
+        description="HS256 key that signs and checks tokens (at least 32 characters). Unset in "
+        "development: a random one is kept in `READERAI_AUTH_SECRET_FILE`.",
+    )
+    auth_secret_file: Path = Field(
+        Path("./data/auth-secret"),
+        description="Where a development node keeps its generated token key (mode 0600).",
+    )
+    auth_algorithm: Literal["HS256", "RS256", "ES256"] = Field(
+        "HS256", description="Token signature: HS256 (shared secret) or RS256/ES256 (key pair)."
+    )
+    auth_public_key: str | None = Field(
+        None, description="PEM public key that checks RS256/ES256 tokens."
+    )
+    auth_private_key: SecretStr | None = Field(
+        None, description="PEM private key that signs RS256/ES256 tokens (nodes that mint)."
+    )
+    token_ttl_seconds: float = Field(
+        8 * 3600, gt=0, description="Lifetime of a token from a sign-in code or `readerai token`."
+    )
+    login_code_ttl_seconds: float = Field(
+        7 * 86400, gt=0, description="How long a one-time sign-in code stays usable."
+    )
+    demo_accounts: bool = Field(
+        True,
+        description="In development, create a demo teacher, class and student at start-up and "
+        "log a sign-in link for each.",
+    )
+    public_url: str = Field(
+        "",
+        description="Base URL people open (for printed links); default `http://HOST:PORT`.",
+    )
+
     # --- scale-out ---
     redis_url: str = Field(
         "memory://",
@@ -172,6 +207,31 @@ class Settings(BaseSettings):
     openai_stt_model: str = Field("whisper-1", description="Model for `stt=openai`.")
     openai_tts_model: str = Field("tts-1", description="Model for `tts=openai`.")
 
+    # --- jobs ---
+    job_poll_seconds: float = Field(
+        1.0, gt=0, description="How often an idle node looks for queued jobs (any node's)."
+    )
+    job_heartbeat_seconds: float = Field(
+        2.0, gt=0, description="How often a node running a job records its progress and lease."
+    )
+    job_stale_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="A running job not heartbeated for this long lost its node (a crash or "
+        "restart) and is resumed by any node; more than `job_heartbeat_seconds`.",
+    )
+    job_max_attempts: int = Field(
+        3, ge=1, description="Times a job is started before a lost one is marked `failed`."
+    )
+
+    @model_validator(mode="after")
+    def _job_lease_outlasts_heartbeat(self) -> Settings:
+        if self.job_stale_seconds <= self.job_heartbeat_seconds:
+            raise ValueError(
+                "READERAI_JOB_STALE_SECONDS must exceed READERAI_JOB_HEARTBEAT_SECONDS"
+            )
+        return self
+
     # --- connections ---
     max_frame_bytes: int = Field(
         65536, ge=1024, description="Largest WebSocket frame; larger ones close with 1009."
@@ -211,6 +271,14 @@ class Settings(BaseSettings):
         if self.environment == "production" and self.database_url.startswith("sqlite"):
             # A production node on a local SQLite file loses history with the node.
             raise ValueError("production needs a PostgreSQL READERAI_DATABASE_URL")
+        if self.auth_algorithm == "HS256":
+            secret = self.auth_secret.get_secret_value() if self.auth_secret else None
+            if secret is not None and len(secret) < 32:
+                raise ValueError("READERAI_AUTH_SECRET must be at least 32 characters")
+            if self.environment == "production" and secret is None:
+                raise ValueError("production needs READERAI_AUTH_SECRET (or a key pair)")
+        elif self.auth_public_key is None:
+            raise ValueError(f"{self.auth_algorithm} needs READERAI_AUTH_PUBLIC_KEY")
         return self
 
 

@@ -19,8 +19,37 @@ import anyio
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from readerai.auth.principal import Role
+from readerai.auth.tokens import TokenService
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The token key every test server is started with (tests mint their own tokens).
+TEST_AUTH_SECRET = "test-secret-for-readerai-tests-only-0123456789"
+
+
+def mint_token(
+    role: str = "admin",
+    user: str = "test-admin",
+    class_id: str | None = None,
+    ttl: float = 3600,
+    name: str = "",
+) -> str:
+    """A token test servers accept (`role` student, teacher or admin)."""
+    tokens = TokenService("HS256", TEST_AUTH_SECRET, TEST_AUTH_SECRET)
+    return tokens.mint(
+        user_id=user, role=Role(role), ttl_seconds=ttl, name=name or user, class_id=class_id
+    )
+
+
+def auth_headers(token: str | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token or mint_token()}"}
+
+
+def ws_protocols(token: str | None = None) -> list[Subprotocol]:
+    """What a client offers in `Sec-WebSocket-Protocol` to sign in."""
+    return [Subprotocol("readerai.v1"), Subprotocol(f"bearer.{token or mint_token()}")]
 
 
 def free_port() -> int:
@@ -56,6 +85,8 @@ class ServerProcess:
                 "READERAI_ENGINE": "extractive",
                 "READERAI_EXTRACTIVE_TOKEN_DELAY": "0.02",
                 "READERAI_LOG_FORMAT": "json",
+                "READERAI_AUTH_SECRET": TEST_AUTH_SECRET,
+                "READERAI_DEMO_ACCOUNTS": "false",
                 "HF_HUB_OFFLINE": "1",
             }
         )
@@ -193,10 +224,15 @@ class Client:
                     return seen
 
 
+def http_client(server: ServerProcess, token: str | None = None) -> httpx.AsyncClient:
+    """An HTTP client for `server`, signed in (as an admin unless `token` says otherwise)."""
+    return httpx.AsyncClient(base_url=server.base_url, headers=auth_headers(token))
+
+
 async def create_session(
     server: ServerProcess, passage_id: str | None = "the-lion-and-the-mouse"
 ) -> str:
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with http_client(server) as http:
         body = {"passageId": passage_id} if passage_id else {}
         response = await http.post("/api/sessions", json=body)
         response.raise_for_status()
@@ -206,7 +242,13 @@ async def create_session(
 
 @contextlib.asynccontextmanager
 async def open_client(
-    server: ServerProcess, session_id: str, query: str = "", **kwargs: Any
+    server: ServerProcess,
+    session_id: str,
+    query: str = "",
+    token: str | None = None,
+    **kwargs: Any,
 ) -> AsyncIterator[Client]:
+    """A signed-in WebSocket client (an admin unless `token` says otherwise)."""
+    kwargs.setdefault("subprotocols", ws_protocols(token))
     async with connect(f"{server.ws_url}/ws/{session_id}{query}", **kwargs) as ws:
         yield Client(ws)

@@ -66,3 +66,39 @@ def test_several_workers_on_the_in_process_bus_are_refused_with_the_reason(
     assert result.returncode == 2
     assert "READERAI_REDIS_URL" in result.stderr and "split" in result.stderr
     assert not (tmp_path / "readerai.db").exists(), "it refused before touching anything"
+
+
+@pytest.mark.slow
+def test_passages_import_prepares_each_file_and_reports_the_failures(tmp_path: Path) -> None:
+    folder = tmp_path / "passages"
+    folder.mkdir()
+    (folder / "fox.md").write_text("# The *Quick* Fox\n\nA fox ran. It was **fast**.\n")
+    (folder / "empty.txt").write_text("")
+    (folder / "notes.csv").write_text("not,a,passage\n")
+    database = tmp_path / "readerai.db"
+    env = {
+        "READERAI_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "READERAI_LOG_FORMAT": "json",
+        "HF_HUB_OFFLINE": "1",
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "readerai", "passages", "import", str(folder), "--level", "Grade 1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "imported 1 of 2 passages" in result.stdout
+    assert "failed: empty.txt: no sentences in the text" in result.stdout
+    with sqlite3.connect(database) as db:
+        passages = db.execute("SELECT id, title, level, status FROM passages").fetchall()
+        audio = db.execute("SELECT count(*) FROM passage_audio WHERE passage_id = 'the-quick-fox'")
+        narrated = audio.fetchone()[0]
+    assert sorted(passages) == [
+        ("empty", "empty", "Grade 1", "failed"),
+        ("the-quick-fox", "The Quick Fox", "Grade 1", "ready"),
+    ]
+    assert narrated == 2

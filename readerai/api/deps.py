@@ -1,13 +1,16 @@
-"""FastAPI dependencies as `Annotated` aliases."""
+"""FastAPI dependencies as `Annotated` aliases: the node's services and who is asking."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from readerai.errors import StoreUnavailable
+from readerai.auth.access import require_role
+from readerai.auth.principal import Principal, Role
+from readerai.errors import StoreUnavailable, Unauthenticated
 from readerai.services import NodeServices
 
 
@@ -19,3 +22,26 @@ def get_services(connection: HTTPConnection) -> NodeServices:
 
 
 ServicesDep = Annotated[NodeServices, Depends(get_services)]
+
+
+def current_principal(connection: HTTPConnection, services: ServicesDep) -> Principal:
+    """The user of the request's `Authorization: Bearer` token; 401 without a valid one."""
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("sign in first: send `Authorization: Bearer <token>`")
+    return services.tokens.verify(token.strip())
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def _with_role(*roles: Role) -> Callable[[Principal], Principal]:
+    def check(principal: PrincipalDep) -> Principal:
+        require_role(principal, *roles)
+        return principal
+
+    return check
+
+
+TeacherDep = Annotated[Principal, Depends(_with_role(Role.TEACHER, Role.ADMIN))]

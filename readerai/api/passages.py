@@ -1,52 +1,117 @@
-"""Passages: list, read, add."""
+"""Passages: list, read, add (prepared by a job), and their recorded narration."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+import io
+import wave
+from typing import Annotated
 
-from readerai.api.deps import ServicesDep
-from readerai.api.schemas import ErrorResponse, PassageIn, PassageOut, PassageSummary
+from fastapi import APIRouter, Path, Response, status
+
+from readerai.api.deps import PrincipalDep, ServicesDep, TeacherDep
+from readerai.api.schemas import (
+    ErrorResponse,
+    PassageAccepted,
+    PassageIn,
+    PassageOut,
+    PassageSummary,
+)
 from readerai.errors import InvalidPayload, NotFound
-from readerai.grounding import split_sentences
+from readerai.jobs import PREPARE_PASSAGE, markdown_to_text
+from readerai.services import NodeServices
 from readerai.store import PassageRecord
 
 router = APIRouter(prefix="/api/passages", tags=["passages"])
 
 
-def _out(p: PassageRecord) -> PassageOut:
-    return PassageOut(id=p.id, title=p.title, level=p.level, text=p.text, sentences=p.sentences)
+async def _has_narration(services: NodeServices, p: PassageRecord) -> bool:
+    return bool(p.sentences) and await services.store.narration_count(p.id) == len(p.sentences)
+
+
+async def _out(services: NodeServices, p: PassageRecord) -> PassageOut:
+    return PassageOut(
+        id=p.id,
+        title=p.title,
+        level=p.level,
+        text=p.text,
+        sentences=p.sentences,
+        status=p.status,
+        narration=await _has_narration(services, p),
+    )
 
 
 @router.get("")
-async def list_passages(services: ServicesDep) -> list[PassageSummary]:
+async def list_passages(services: ServicesDep, _: PrincipalDep) -> list[PassageSummary]:
     """Every passage, without its text."""
     return [
-        PassageSummary(id=p.id, title=p.title, level=p.level, sentence_count=len(p.sentences))
+        PassageSummary(
+            id=p.id,
+            title=p.title,
+            level=p.level,
+            sentence_count=len(p.sentences),
+            status=p.status,
+            narration=await _has_narration(services, p),
+        )
         for p in await services.store.list_passages()
     ]
 
 
 @router.get("/{passage_id}", responses={404: {"model": ErrorResponse}})
-async def get_passage(passage_id: str, services: ServicesDep) -> PassageOut:
+async def get_passage(passage_id: str, services: ServicesDep, _: PrincipalDep) -> PassageOut:
     """One passage with its text split into sentences (the indices citations use)."""
     passage = await services.catalog.get(passage_id)
     if passage is None:
         raise NotFound(f"no passage {passage_id!r}")
-    return _out(passage)
+    return await _out(services, passage)
 
 
 @router.post(
     "",
-    status_code=status.HTTP_201_CREATED,
+    status_code=status.HTTP_202_ACCEPTED,
     responses={409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
 )
-async def add_passage(body: PassageIn, services: ServicesDep) -> PassageOut:
-    """Add a passage; its sentences are split on the server."""
-    sentences = split_sentences(body.text)
-    if not sentences:
-        raise InvalidPayload("the passage has no sentences")
+async def add_passage(body: PassageIn, services: ServicesDep, _: TeacherDep) -> PassageAccepted:
+    """Add a passage, `preparing` until its job has split, indexed and narrated it.
+
+    Markdown is turned into plain text here, and that is the text stored and shown.
+    A text without sentences is not refused here: its job fails and says why.
+    """
+    if not body.text.strip():
+        raise InvalidPayload("the passage has no text")
+    text = markdown_to_text(body.text) if body.format == "markdown" else body.text
     passage = await services.store.add_passage(
-        title=body.title.strip(), text=body.text, level=body.level, sentences=sentences
+        title=body.title.strip(), text=text, level=body.level, sentences=[], status="preparing"
     )
-    services.catalog.remember(passage)
-    return _out(passage)
+    job = await services.store.create_job(kind=PREPARE_PASSAGE, target=passage.id)
+    services.jobs.kick()
+    return PassageAccepted(job_id=job.id, passage_id=passage.id)
+
+
+@router.get(
+    "/{passage_id}/audio/{index}",
+    response_class=Response,
+    responses={200: {"content": {"audio/wav": {}}}, 404: {"model": ErrorResponse}},
+)
+async def get_narration(
+    passage_id: str,
+    index: Annotated[int, Path(ge=0, description="The sentence's index in `sentences`.")],
+    services: ServicesDep,
+    _: PrincipalDep,
+) -> Response:
+    """The recorded narration of one sentence, as a WAV file (PCM16 mono)."""
+    narration = await services.store.get_narration(passage_id, index)
+    if narration is None:
+        raise NotFound(f"no narration of sentence {index} of passage {passage_id!r}")
+    sample_rate, pcm = narration
+    return Response(content=_wav(pcm, sample_rate), media_type="audio/wav")
+
+
+def _wav(pcm: bytes, sample_rate: int) -> bytes:
+    """PCM16 mono wrapped in a WAV header (in memory: no I/O)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(pcm)
+    return buffer.getvalue()

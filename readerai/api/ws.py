@@ -5,14 +5,24 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlsplit
 
+import anyio
+import pydantic_core
+import structlog
 from fastapi import APIRouter, Path, Query, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from readerai.errors import CloseCode
+from readerai.errors import CloseCode, Forbidden, NotFound, Unauthenticated, close_code_for
 from readerai.services import NodeServices
 from readerai.session.actor import ClientGone, ConnectionActor
 
 router = APIRouter()
+log = structlog.get_logger(__name__)
+
+#: The subprotocol the server speaks, and the prefix of the one that carries a token.
+SUBPROTOCOL = "readerai.v1"
+BEARER = "bearer."
+#: How long a connection without a token in its handshake has to send `AUTH`.
+AUTH_TIMEOUT = 5.0
 
 
 class StarletteTransport:
@@ -65,7 +75,12 @@ async def session_socket(
     session_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
     last_seq: Annotated[int | None, Query(alias="lastSeq", ge=0)] = None,
 ) -> None:
-    """One student connection; the protocol is in docs/protocol.md."""
+    """One student connection; the protocol is in docs/protocol.md.
+
+    The token comes in `Sec-WebSocket-Protocol` (`bearer.<token>`, beside
+    `readerai.v1`) or as a first `AUTH` frame, never in the URL. A refused connection
+    is closed with 4401 or 4403 (4404: no such session) before any event is sent.
+    """
     services: NodeServices | None = getattr(websocket.app.state, "services", None)
     if services is None or not services.ready:
         await websocket.close(CloseCode.SERVICE_RESTART, "server starting or stopping")
@@ -73,7 +88,18 @@ async def session_socket(
     if not _origin_allowed(websocket, services.settings.allowed_origins):
         await websocket.close(CloseCode.POLICY_VIOLATION, "origin not allowed")
         return
-    await websocket.accept()
+    offered: list[str] = list(websocket.scope.get("subprotocols") or [])
+    token = next((p[len(BEARER) :] for p in offered if p.startswith(BEARER)), None)
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+    try:
+        if token is None:
+            token = await _first_frame_token(websocket)
+        principal = services.tokens.verify(token)
+        await services.access.session(principal, session_id)
+    except (Unauthenticated, Forbidden, NotFound) as exc:
+        log.info("connection.refused", session_id=session_id[:64], code=exc.code)
+        await websocket.close(close_code_for(exc), exc.message[:120])
+        return
     actor = ConnectionActor(
         StarletteTransport(websocket),
         session_id,
@@ -81,3 +107,25 @@ async def session_socket(
         services.connection_limits,
     )
     await actor.run(last_seq)
+
+
+async def _first_frame_token(websocket: WebSocket) -> str:
+    """The token of an `AUTH` first frame, sent within `AUTH_TIMEOUT` seconds."""
+    with anyio.move_on_after(AUTH_TIMEOUT):
+        message = await websocket.receive()
+        text = message.get("text")
+        if isinstance(text, str):
+            try:
+                frame = pydantic_core.from_json(text)
+            except ValueError:
+                frame = None
+            if isinstance(frame, dict) and frame.get("type") == "AUTH":
+                payload = frame.get("payload")
+                token = payload.get("token") if isinstance(payload, dict) else None
+                if isinstance(token, str) and token:
+                    return token
+        raise Unauthenticated(
+            'send the token: Sec-WebSocket-Protocol "bearer.<token>" or a first '
+            '{"type": "AUTH", "payload": {"token": ...}} frame'
+        )
+    raise Unauthenticated(f"no AUTH frame within {AUTH_TIMEOUT:g} s")

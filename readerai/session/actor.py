@@ -318,6 +318,14 @@ class ConnectionActor:
         elif isinstance(event, ReadingProgress):
             await self._require_passage(event.passage_id)
             live.progress.update(event.passage_id, event.position)
+            services.hub.feed.student(
+                live.class_id,
+                live.user_id,
+                live.id,
+                coalesce=True,
+                passageId=event.passage_id,
+                position=event.position,
+            )
         elif isinstance(event, SessionUpdate):
             await self._update_session(live, event)
         elif isinstance(event, AudioCommit):
@@ -349,6 +357,9 @@ class ConnectionActor:
                 await self._require_passage(event.passage_id)
             await services.store.set_session_passage(live.id, event.passage_id)
             live.passage_id = event.passage_id
+            services.hub.feed.student(
+                live.class_id, live.user_id, live.id, passageId=event.passage_id
+            )
         if event.voice is not None:
             live.voice = event.voice
         if event.audio is not None:

@@ -21,7 +21,14 @@ from typing import Any
 
 from readerai.engines.base import ChatTurn
 from readerai.errors import BusUnavailable, NotFound
-from readerai.protocol import ReplyStatus, ResponseDone, ServerEvent, SessionRestored
+from readerai.protocol import (
+    BroadcastView,
+    ReplyStatus,
+    ResponseDone,
+    ServerEvent,
+    SessionRestored,
+)
+from readerai.session.feed import ClassFeed
 from readerai.session.live import LiveSession, Subscriber
 from readerai.session.progress import ProgressBuffer
 from readerai.session.remote import RemoteFollower, RemoteReply, load_remote_reply
@@ -33,6 +40,8 @@ from readerai.supervisor import TaskSupervisor
 
 #: Earlier turns an engine sees (student and tutor messages).
 ENGINE_HISTORY_MESSAGES = 6
+#: Class broadcasts a connecting student sees.
+RECENT_BROADCASTS = 20
 
 
 class SessionHub:
@@ -48,11 +57,13 @@ class SessionHub:
         progress_interval: float,
         lease_seconds: float,
         stream_max_len: int,
+        feed: ClassFeed | None = None,
     ) -> None:
         self._store = store
         self._supervisor = supervisor
         self._router = router
         self._follower = RemoteFollower(router.bus, store, lease_seconds)
+        self.feed = feed or ClassFeed()
         self._history_limit = history_limit
         self._progress_interval = progress_interval
         self._lease = lease_seconds
@@ -84,6 +95,11 @@ class SessionHub:
             async with live.state_lock:
                 messages = await self._restore_messages(live)
                 stored_progress = await self._store.get_progress(session_id)
+                broadcasts = (
+                    await self._store.recent_broadcasts(live.class_id, limit=RECENT_BROADCASTS)
+                    if live.class_id
+                    else []
+                )
                 if not live.history:
                     live.history.extend(_chat_turns(messages))
                 # From here to subscribing nothing awaits: no event can slip between.
@@ -98,6 +114,15 @@ class SessionHub:
                         messages=[message_view(m) for m in shown],
                         progress=live.progress.merged(stored_progress),
                         inflight=turn.inflight() if turn else None,
+                        broadcasts=[
+                            BroadcastView(
+                                broadcast_id=b.id,
+                                class_id=b.class_id,
+                                text=b.text,
+                                sent_at=b.sent_at.isoformat(),
+                            )
+                            for b in broadcasts
+                        ],
                         node_id=self._router.bus.node_id,
                     )
                 )
@@ -108,10 +133,15 @@ class SessionHub:
         finally:
             live.attaching -= 1
             live.release_if_idle()
+        self.feed.student(
+            live.class_id, live.user_id, live.id, online=True, passageId=live.passage_id
+        )
         return live
 
     def detach(self, live: LiveSession, subscriber: Subscriber) -> None:
         live.subscribers.discard(subscriber)
+        if not live.subscribers:
+            self.feed.student(live.class_id, live.user_id, live.id, online=False)
         live.release_if_idle()
 
     # -- replies in flight elsewhere -----------------------------------------------
@@ -229,6 +259,7 @@ class SessionHub:
                 progress,
                 ENGINE_HISTORY_MESSAGES,
                 class_id=record.class_id,
+                user_id=record.user_id,
             )
             live.on_idle = self._forget
             self._live[session_id] = live
@@ -251,6 +282,7 @@ class SessionHub:
             live.remote.task.cancel()  # nobody here to show it to
             live.remote = None
         self._router.untrack(live.id)
+        self.feed.forget(live.id)
         task = self._supervisor.start(
             live.progress.flush(), name="progress.final_flush", session_id=live.id
         )

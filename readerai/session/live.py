@@ -62,10 +62,12 @@ class LiveSession:
         progress: ProgressBuffer,
         history: int,
         class_id: str | None = None,
+        user_id: str | None = None,
     ) -> None:
         self.id = session_id
         self.passage_id = passage_id
         self.class_id = class_id
+        self.user_id = user_id
         self.progress = progress
         self.turn: Turn | None = None
         #: A reply of this session running on another node, followed here.

@@ -8,7 +8,9 @@ it to its own live sessions. Three kinds of envelope cross nodes:
 - `class`: an event for every connected member of a class, sent to all nodes; each
   node delivers it to its own members, so each connection gets it exactly once;
 - `cancel`: stop the reply of a session that runs on this node (a barge-in that
-  reached another node), with how far the student there had received it.
+  reached another node), with how far the student there had received it;
+- `feed`: a report for the class's teacher dashboards (`session/feed.py`), sent to
+  all nodes.
 
 Presence is kept by the hub through `track` and `untrack`; when the bus comes back
 after an outage, every live session's presence is written again.
@@ -26,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from readerai.bus.base import ALL_NODES, Bus
 from readerai.errors import BusUnavailable
 from readerai.protocol import ServerEvent, decode_server_event, encode
+from readerai.session.feed import ClassFeed
 from readerai.supervisor import TaskSupervisor
 
 log = structlog.get_logger(__name__)
@@ -34,7 +37,7 @@ log = structlog.get_logger(__name__)
 class Envelope(BaseModel):
     """What travels between nodes; `event` is an encoded server event."""
 
-    kind: Literal["session", "class", "cancel"]
+    kind: Literal["session", "class", "cancel", "feed"]
     target: str
     event: str | None = None
     turn_id: str | None = None
@@ -64,6 +67,7 @@ class SessionRouter:
         self.bus = bus
         self._supervisor = supervisor
         self._local: LocalSessions | None = None
+        self._feed: ClassFeed | None = None
 
     def bind(self, local: LocalSessions) -> None:
         """Start handing what the bus delivers to `local` (the hub)."""
@@ -71,7 +75,17 @@ class SessionRouter:
         self.bus.on_message(self._receive)
         self.bus.on_reconnect(self._reregister)
 
+    def bind_feed(self, feed: ClassFeed) -> None:
+        """Carry `feed`'s reports to every node's dashboards."""
+        self._feed = feed
+        feed.send = self.send_feed
+
     # -- sending ----------------------------------------------------------------
+
+    def send_feed(self, class_id: str, report: str) -> None:
+        """Send a dashboard report to every node (in the background; never waits)."""
+        payload = _pack(Envelope(kind="feed", target=class_id, event=report))
+        self._background(self.bus.publish(ALL_NODES, payload), "feed.publish", class_id=class_id)
 
     async def send_to_session(self, session_id: str, event: ServerEvent) -> int:
         """Deliver `event` to the session on every node holding it; the node count.
@@ -105,14 +119,16 @@ class SessionRouter:
 
     def track(self, session_id: str) -> None:
         """This node now holds `session_id` (recorded in the background)."""
-        self._background(self.bus.add_presence(session_id), "presence.add", session_id)
+        self._background(self.bus.add_presence(session_id), "presence.add", session_id=session_id)
 
     def untrack(self, session_id: str) -> None:
         """This node no longer holds `session_id`."""
-        self._background(self.bus.remove_presence(session_id), "presence.remove", session_id)
+        self._background(
+            self.bus.remove_presence(session_id), "presence.remove", session_id=session_id
+        )
 
-    def _background(self, work: Coroutine[Any, Any, None], name: str, session_id: str) -> None:
-        self._supervisor.start(_quietly(work, name, session_id), name=name, session_id=session_id)
+    def _background(self, work: Coroutine[Any, Any, None], name: str, **context: Any) -> None:
+        self._supervisor.start(_quietly(work, name), name=name, **context)
 
     async def _reregister(self) -> None:
         if self._local is None:
@@ -129,6 +145,10 @@ class SessionRouter:
             return
         try:
             envelope = Envelope.model_validate(pydantic_core.from_json(payload))
+            if envelope.kind == "feed":
+                if self._feed is not None and envelope.event is not None:
+                    self._feed.deliver(envelope.target, envelope.event)
+                return
             event = decode_server_event(envelope.event) if envelope.event else None
         except (ValueError, ValidationError) as exc:
             log.warning("bus.bad_envelope", error=str(exc)[:200])
@@ -145,9 +165,9 @@ def _pack(envelope: Envelope) -> bytes:
     return pydantic_core.to_json(envelope.model_dump(exclude_none=True))
 
 
-async def _quietly(work: Awaitable[None], name: str, session_id: str) -> None:
+async def _quietly(work: Awaitable[None], name: str) -> None:
     """Run bus bookkeeping; while the bus is down it is skipped (redone on reconnect)."""
     try:
         await work
     except BusUnavailable:
-        log.debug("bus.skipped", work=name, session_id=session_id)
+        log.debug("bus.skipped", work=name)

@@ -54,6 +54,7 @@ from readerai.protocol import (
     ServerEvent,
 )
 from readerai.session.catalog import PassageCatalog
+from readerai.session.feed import ClassFeed
 from readerai.session.live import LiveSession, SpokenReply
 from readerai.session.replystream import ReplyStream
 from readerai.session.router import SessionRouter
@@ -100,7 +101,9 @@ class TurnRunner:
         limits: TurnLimits,
         router: SessionRouter,
         tts: TextToSpeech | None = None,
+        feed: ClassFeed | None = None,
     ) -> None:
+        self._feed = feed or ClassFeed()
         self._router = router
         self._bus: Bus = router.bus
         self._store = store
@@ -132,6 +135,15 @@ class TurnRunner:
                 InterruptionAcknowledged(turn_id=turn_id, timestamp=datetime.now(UTC).isoformat())
             )
             self._metrics.ack_seconds.observe(time.perf_counter() - received_at)
+            self._feed.message(
+                live.class_id,
+                live.user_id,
+                live.id,
+                turnId=turn_id,
+                role="student",
+                text=question,
+                status=ReplyStatus.COMPLETED.value,
+            )
             turn.task = self._supervisor.start(
                 self._run(live, turn, received_at),
                 name="turn",
@@ -414,6 +426,15 @@ class TurnRunner:
             await stream.close()
         with contextlib.suppress(BusUnavailable):
             await self._bus.release_lease(f"turn:{live.id}", self._bus.node_id)
+        self._feed.message(
+            live.class_id,
+            live.user_id,
+            live.id,
+            turnId=turn.id,
+            role="tutor",
+            text=text,
+            status=status.value,
+        )
         self._metrics.turns.labels(status=status.value).inc()
         log.info(
             "turn.finished",

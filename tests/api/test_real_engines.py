@@ -14,7 +14,7 @@ import anyio
 import httpx
 import pytest
 
-from tests.fixtures_server import ServerProcess, create_session, free_port, open_client
+from tests.fixtures_server import ServerProcess, create_session, free_port, http_client, open_client
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +104,7 @@ async def test_local_engine_cancel_frees_the_engine_at_once(
         await client.ask("Who helped the lion?")
         events = await client.recv_until("RESPONSE_DONE", within=60, status="completed")
     assert "RESPONSE_QUEUED" not in [e["type"] for e in events]
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with http_client(server) as http:
         metrics = (await http.get("/metrics")).text
     assert "readerai_engine_active 0.0" in metrics
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import anyio
 import httpx
 import pytest
 
-from tests.fixtures_server import ServerProcess, create_session, open_client
+from tests.fixtures_server import ServerProcess, create_session, http_client, open_client
 
 
 @pytest.fixture
 async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.base_url) as client:
+    async with http_client(server) as client:
         yield client
 
 
@@ -40,11 +41,18 @@ async def test_sample_passages_are_listed_and_split_into_sentences(http: httpx.A
 
 async def test_posted_passage_is_split_server_side(http: httpx.AsyncClient) -> None:
     body = {"title": "Tiny Tale", "text": "Sam had a red hat. The wind took it! Did Sam cry?"}
-    created = await http.post("/api/passages", json=body)
-    assert created.status_code == 201
-    passage = created.json()
+    accepted = await http.post("/api/passages", json=body)
+    assert accepted.status_code == 202
+    job_url = f"/api/jobs/{accepted.json()['jobId']}"
+    for _ in range(300):
+        job = (await http.get(job_url)).json()
+        if job["status"] in ("completed", "failed"):
+            break
+        await anyio.sleep(0.1)
+    assert job["status"] == "completed", job
+    passage = (await http.get(f"/api/passages/{accepted.json()['passageId']}")).json()
     assert passage["sentences"] == ["Sam had a red hat.", "The wind took it!", "Did Sam cry?"]
-    assert (await http.get(f"/api/passages/{passage['id']}")).json() == passage
+    assert passage["status"] == "ready"
 
 
 async def test_bad_requests_get_json_errors_with_request_ids(http: httpx.AsyncClient) -> None:

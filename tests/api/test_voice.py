@@ -8,11 +8,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 
 from readerai.voice.frames import decode_audio_frame
-from tests.fixtures_server import Client, ServerProcess, create_session, open_client, running_server
+from tests.fixtures_server import (
+    Client,
+    ServerProcess,
+    create_session,
+    http_client,
+    open_client,
+    running_server,
+)
 from tests.speech_samples import chunks, silence, spoken
 
 pytestmark = pytest.mark.slow
@@ -96,7 +102,7 @@ async def test_spoken_question_is_transcribed_answered_and_spoken(
         i for i, e in enumerate(seen) if isinstance(e, dict) and e["type"] == "RESPONSE_DELTA"
     )
     assert first_delta < first_audio, "a sentence's text comes before its audio"
-    async with httpx.AsyncClient(base_url=voice_server.base_url) as http:
+    async with http_client(voice_server) as http:
         messages = (await http.get(f"/api/sessions/{session_id}")).json()["messages"]
     assert messages[0]["text"].lower() == final
 
@@ -137,7 +143,7 @@ async def test_speaking_during_the_reply_cancels_it_and_stores_what_was_heard(
     received = "".join(
         e["text"] for e in events_of(seen[:done_index], "RESPONSE_DELTA") if e["turnId"] == old_turn
     )
-    async with httpx.AsyncClient(base_url=voice_server.base_url) as http:
+    async with http_client(voice_server) as http:
         messages = (await http.get(f"/api/sessions/{session_id}")).json()["messages"]
     stored = next(m for m in messages if m["turnId"] == old_turn and m["role"] == "tutor")
     assert stored["status"] == "cancelled"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import anyio
-import httpx
 
-from tests.fixtures_server import Client, ServerProcess, create_session, open_client
+from tests.fixtures_server import Client, ServerProcess, create_session, http_client, open_client
 
 QUESTION = "Why did the lion let the mouse go?"
 
@@ -68,7 +67,7 @@ async def test_twenty_concurrent_sessions_see_only_their_own_events(server: Serv
         foreign = {e["payload"].get("turnId") for e in events} - {turn_ids[session_id]}
         assert foreign == set(), "a session received another session's events"
 
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with http_client(server) as http:
         for index, session_id in enumerate(session_ids):
             messages = (await http.get(f"/api/sessions/{session_id}")).json()["messages"]
             assert [m["role"] for m in messages] == ["student", "tutor"]
@@ -129,7 +128,7 @@ async def test_cancel_stops_deltas_of_old_turn_and_stores_what_was_sent(
     received = "".join(d["text"] for d in deltas_of(events, turn_id))
     assert done["text"] == received, "the stored reply is exactly what the student received"
     assert not deltas_of(tail, turn_id)
-    async with httpx.AsyncClient(base_url=server.base_url) as http:
+    async with http_client(server) as http:
         messages = (await http.get(f"/api/sessions/{session_id}")).json()["messages"]
     tutor = messages[-1]
     assert (tutor["status"], tutor["text"]) == ("cancelled", received)

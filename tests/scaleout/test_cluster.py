@@ -15,7 +15,7 @@ import anyio
 import httpx
 
 from tests.fixtures_redis import RedisServer
-from tests.fixtures_server import Client, ServerProcess, open_client
+from tests.fixtures_server import Client, ServerProcess, http_client, open_client
 from tests.scaleout.conftest import StartNodes
 
 QUESTION = "What did the little mouse do to help the lion?"
@@ -23,11 +23,22 @@ QUESTION = "What did the little mouse do to help the lion?"
 SLOW = {"READERAI_EXTRACTIVE_TOKEN_DELAY": "0.15"}
 
 
+async def ensure_class(node: ServerProcess, class_id: str) -> None:
+    """The class exists, taught by a teacher the admin creates."""
+    async with http_client(node) as admin:
+        await admin.post("/api/teachers", json={"name": "Teacher", "userId": "teacher-1"})
+        made = await admin.post(
+            "/api/classes", json={"name": class_id, "id": class_id, "teacherId": "teacher-1"}
+        )
+        assert made.status_code in (201, 409), made.text
+
+
 async def new_session(node: ServerProcess, class_id: str | None = None) -> str:
     body: dict[str, Any] = {"passageId": "the-lion-and-the-mouse"}
     if class_id:
+        await ensure_class(node, class_id)
         body["classId"] = class_id
-    async with httpx.AsyncClient(base_url=node.base_url) as http:
+    async with http_client(node) as http:
         response = await http.post("/api/sessions", json=body)
         response.raise_for_status()
         session_id: str = response.json()["id"]
@@ -35,7 +46,7 @@ async def new_session(node: ServerProcess, class_id: str | None = None) -> str:
 
 
 async def broadcast(node: ServerProcess, class_id: str, text: str) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=node.base_url) as http:
+    async with http_client(node) as http:
         return await http.post(f"/api/classes/{class_id}/broadcasts", json={"text": text})
 
 
@@ -80,7 +91,7 @@ async def test_a_notice_reaches_the_session_on_whichever_node_holds_it(
     session_id = await new_session(a)
     async with open_client(a, session_id) as student:
         await student.recv()
-        async with httpx.AsyncClient(base_url=b.base_url) as http:
+        async with http_client(b) as http:
             response = await http.post(
                 f"/api/sessions/{session_id}/notices", json={"text": "Well read!"}
             )
@@ -206,7 +217,7 @@ async def test_redis_restart_sessions_keep_answering_and_broadcasts_come_back(
             await anyio.sleep(0.2)
         assert "We are back." in await broadcasts_within(client, 1.5)
 
-    async with httpx.AsyncClient(base_url=node.base_url) as http:
+    async with http_client(node) as http:
         history = (await http.get(f"/api/sessions/{session_id}")).json()["messages"]
     assert [(m["role"], m["status"]) for m in history] == [
         ("student", "completed"),

@@ -29,7 +29,15 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
-from tests.fixtures_server import ROOT, Client, ServerProcess, free_port, open_client
+from tests.fixtures_server import (
+    ROOT,
+    Client,
+    ServerProcess,
+    free_port,
+    http_client,
+    open_client,
+    ws_protocols,
+)
 from tests.scaleout.conftest import StartNodes
 
 CONFIG = ROOT / "deploy" / "nginx.conf"
@@ -147,7 +155,7 @@ def start_nginx(tmp_path: Path) -> Iterator[StartNginx]:
 
 
 async def new_session(target: Nginx | ServerProcess) -> str:
-    async with httpx.AsyncClient(base_url=target.base_url) as http:
+    async with http_client(target) as http:
         response = await http.post("/api/sessions", json={"passageId": "the-lion-and-the-mouse"})
         response.raise_for_status()
         session_id: str = response.json()["id"]
@@ -160,7 +168,9 @@ async def open_through(
 ) -> AsyncIterator[Client]:
     """A student connection through nginx, sending the Origin a browser on it would."""
     url = f"{proxy.ws_url}/ws/{session_id}{query}"
-    async with connect(url, origin=Origin(origin or proxy.base_url)) as ws:
+    async with connect(
+        url, origin=Origin(origin or proxy.base_url), subprotocols=ws_protocols()
+    ) as ws:
         yield Client(ws)
 
 
@@ -252,7 +262,7 @@ async def test_after_a_node_is_killed_nginx_sends_everything_to_the_other(
     victim, survivor = await anyio.to_thread.run_sync(start_nodes, 2)
     proxy = await anyio.to_thread.run_sync(start_nginx, [victim, survivor])
     survivor_id = await node_id_of(survivor)
-    async with httpx.AsyncClient(base_url=proxy.base_url) as http:
+    async with http_client(proxy) as http:
         for _ in range(4):  # keep-alive connections to both nodes, like a busy proxy
             assert (await http.get("/readyz")).status_code == 200
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import anyio
-import httpx
 
 from tests.fixtures_pg import PostgresServer, private_postgres
-from tests.fixtures_server import ServerProcess, open_client
+from tests.fixtures_server import ServerProcess, http_client, open_client
 from tests.scaleout.test_cluster import QUESTION, new_session
 
 __all__ = ["private_postgres"]  # re-exported so pytest finds the fixture here
@@ -23,7 +22,7 @@ async def test_a_postgres_restart_drops_readiness_and_loses_no_acknowledged_ques
     session_id = await new_session(node)
     async with (
         open_client(node, session_id) as client,
-        httpx.AsyncClient(base_url=node.base_url) as http,
+        http_client(node) as http,
     ):
         await client.recv()
         await client.ask("Who helped the lion?")

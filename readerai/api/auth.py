@@ -1,0 +1,84 @@
+"""Signing in: a one-time code becomes a token; `me` says who the token is."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, status
+
+from readerai.api.deps import PrincipalDep, ServicesDep
+from readerai.api.schemas import CodeIn, ErrorResponse, MeOut, SignInCode, StudentIn, TokenOut
+from readerai.auth.access import require_role
+from readerai.auth.principal import Role
+from readerai.errors import Conflict, InvalidCode
+
+router = APIRouter(prefix="/api", tags=["auth"])
+
+
+@router.post("/auth/exchange", responses={401: {"model": ErrorResponse}})
+async def exchange_code(body: CodeIn, services: ServicesDep) -> TokenOut:
+    """Trade a one-time sign-in code for a token (the code is used up)."""
+    login = await services.store.redeem_login_code(body.code)
+    if login is None:
+        raise InvalidCode("that code is unknown, used or expired; ask your teacher for a new one")
+    user = await services.store.get_user(login.user_id)
+    name = user.name if user else ""
+    ttl = services.settings.token_ttl_seconds
+    token = services.tokens.mint(
+        user_id=login.user_id,
+        role=Role(login.role),
+        ttl_seconds=ttl,
+        name=name,
+        class_id=login.class_id,
+    )
+    return TokenOut(
+        token=token,
+        role=login.role,
+        user_id=login.user_id,
+        name=name,
+        class_id=login.class_id,
+        expires_at=(datetime.now(UTC) + timedelta(seconds=ttl)).isoformat(),
+    )
+
+
+@router.get("/me", responses={401: {"model": ErrorResponse}})
+async def me(principal: PrincipalDep) -> MeOut:
+    """Who the bearer token says you are."""
+    return MeOut(
+        user_id=principal.user_id,
+        role=principal.role.value,
+        name=principal.name,
+        class_id=principal.class_id,
+    )
+
+
+@router.post(
+    "/teachers",
+    status_code=status.HTTP_201_CREATED,
+    responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
+)
+async def create_teacher(
+    body: StudentIn, services: ServicesDep, principal: PrincipalDep
+) -> SignInCode:
+    """Admins: create a teacher account and a one-time sign-in code for it."""
+    require_role(principal, Role.ADMIN)
+    user_id = (
+        body.user_id
+        or (re.sub(r"[^a-z0-9]+", "-", body.name.lower()).strip("-")[:40] or "teacher")
+        + f"-{uuid.uuid4().hex[:4]}"
+    )
+    existing = await services.store.get_user(user_id)
+    if existing is not None and existing.role != Role.TEACHER:
+        raise Conflict(f"{user_id!r} is a {existing.role}, not a teacher")
+    await services.store.upsert_user(user_id=user_id, role=Role.TEACHER.value, name=body.name)
+    code, expires = await services.store.create_login_code(
+        user_id=user_id,
+        role=Role.TEACHER.value,
+        class_id=None,
+        ttl_seconds=services.settings.login_code_ttl_seconds,
+    )
+    return SignInCode(
+        user_id=user_id, name=body.name, code=code, code_expires_at=expires.isoformat()
+    )
