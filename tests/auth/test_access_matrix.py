@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import anyio
 import httpx
 import pytest
 import pytest_asyncio
@@ -46,6 +47,8 @@ UNAUTHENTICATED = ("anonymous", "expired", "tampered")
 class World:
     server: ServerProcess
     s1_session: str
+    job_id: str
+    passage_id: str
 
 
 def client(server: ServerProcess, who: str) -> httpx.AsyncClient:
@@ -73,7 +76,15 @@ async def world(server: ServerProcess) -> AsyncIterator[World]:
         session = await http.post("/api/sessions", json={"passageId": PASSAGE})
         assert session.status_code == 201, session.text
         assert (session.json()["userId"], session.json()["classId"]) == ("s1", "c1")
-    yield World(server, session.json()["id"])
+    async with client(server, "t1") as http:
+        accepted = await http.post("/api/passages", json={"title": "Narrated", "text": "Hi."})
+        assert accepted.status_code == 202, accepted.text
+        job = accepted.json()
+        for _ in range(600):  # narration of one sentence by the bundled voice
+            if (await http.get(f"/api/jobs/{job['jobId']}")).json()["status"] == "completed":
+                break
+            await anyio.sleep(0.1)
+    yield World(server, session.json()["id"], job["jobId"], job["passageId"])
 
 
 #: (method, path, body, callers who get through); everyone else is refused.
@@ -95,6 +106,9 @@ ROUTES: list[tuple[str, str, dict[str, object] | None, set[str]]] = [
     ("GET", "/api/classes/c1/broadcasts", None, {"s1", "t1", "admin"}),
     ("GET", "/api/classes/c1/roster", None, {"t1", "admin"}),
     ("POST", "/api/teachers", {"name": "Another"}, {"admin"}),
+    ("POST", "/api/passages", {"title": "Tale", "text": "A tale."}, {"t1", "t2", "admin"}),
+    ("GET", "/api/jobs/{job}", None, {"t1", "t2", "admin"}),
+    ("GET", "/api/passages/{passage}/audio/0", None, {"s1", "s2", "t1", "t2", "admin"}),
 ]
 
 
@@ -109,7 +123,8 @@ async def test_rest_route_refuses_or_admits(
     allowed: set[str],
 ) -> None:
     async with client(world.server, who) as http:
-        response = await http.request(method, path.format(s1=world.s1_session), json=body)
+        target = path.format(s1=world.s1_session, job=world.job_id, passage=world.passage_id)
+        response = await http.request(method, target, json=body)
     if who in allowed:
         assert response.status_code < 300, response.text
         return
@@ -187,3 +202,16 @@ async def test_a_code_signs_in_once_and_the_token_reaches_only_that_student(
     async with httpx.AsyncClient(base_url=world.server.base_url, headers=headers) as student:
         assert (await student.get(f"/api/sessions/{world.s1_session}")).status_code == 200
         assert (await student.get("/api/classes/c2")).status_code == 403
+
+
+async def test_removing_a_student_is_for_the_class_teacher(world: World) -> None:
+    async with client(world.server, "t1") as teacher:
+        added = await teacher.post("/api/classes/c1/students", json={"name": "Leaver"})
+        leaver = added.json()["userId"]
+    path = f"/api/classes/c1/students/{leaver}"
+    for who, status in (("anonymous", 401), ("tampered", 401), ("s1", 403), ("t2", 403)):
+        async with client(world.server, who) as http:
+            assert (await http.delete(path)).status_code == status, who
+    async with client(world.server, "t1") as teacher:
+        assert (await teacher.delete(path)).status_code == 204
+        assert (await teacher.delete(path)).status_code == 404
