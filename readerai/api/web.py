@@ -1,4 +1,5 @@
-"""The student page: static files, no build step.
+"""The web app: the student page (`/`), the teacher dashboard (`/teacher`) and their
+static files, no build step.
 
 The files are read once at start-up (in a worker thread) and served from memory:
 Starlette's `StaticFiles` stats files on the event loop, which blocks it.
@@ -51,6 +52,11 @@ def _serve(request: Request, name: str) -> Response:
 @router.get("/")
 async def index(request: Request) -> Response:
     return _serve(request, "index.html")
+
+
+@router.get("/teacher")
+async def teacher(request: Request) -> Response:
+    return _serve(request, "teacher.html")
 
 
 @router.get("/static/{name}")

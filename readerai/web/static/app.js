@@ -1,15 +1,27 @@
-// ReaderAI student page: pick a story, read it, ask the tutor, watch answers stream in.
-// Wire protocol: docs/protocol.md (generated from readerai/protocol.py).
-// All server text is put in the page with textContent, never as HTML.
-// Voice (microphone and spoken replies) lives in voice.js; it stays idle until the
-// student turns the microphone on.
+// ReaderAI student page: sign in, pick a story, read it (or hear it read), ask the
+// tutor, watch answers stream in, see what the teacher sends the class.
+// Wire protocol: docs/protocol.md (generated from readerai/protocol.py); accounts and
+// REST: docs/classroom.md. All server text is put in the page with textContent, never
+// as HTML. Voice (microphone and spoken replies) lives in voice.js; it stays idle until
+// the student turns the microphone on. Read-aloud is narration.js, sign-in auth.js.
 
+import {
+  Account, CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, codeFailure, createApi, exchangeCode,
+  showError, socketProtocols, takeCodeFromUrl, wireCodeForm,
+} from "./auth.js";
+import { el, toast as showToast } from "./dom.js";
+import { TeacherMessages } from "./from-teacher.js";
+import { ReadAloud } from "./narration.js";
 import { Voice, VOICE_CONFIG, voiceSupport } from "./voice.js";
 
 const PROGRESS_INTERVAL_MS = 250; // READING_PROGRESS at most ~4 per second
 const BACKOFF_MIN_MS = 500, BACKOFF_MAX_MS = 30_000;
 const CONNECT_TIMEOUT_MS = 10_000; // no SESSION_RESTORED by then: treat the socket as dead
 const PONG_TIMEOUT_MS = 5_000;
+const LIBRARY_REFRESH_MS = 3_000; // while a story is still being prepared
+const SIGNED_OUT = "You were signed out because your sign-in expired. Ask your teacher for a new code.";
+const READ_LABELS = { stopped: "Read aloud", loading: "Pause", playing: "Pause", paused: "Resume" };
+const READ_STATUS = { stopped: "", loading: "Reading aloud…", playing: "Reading aloud…", paused: "Paused" };
 const STATUS_NOTES = { cancelled: "Stopped", interrupted: "Cut short", failed: "The tutor could not answer" };
 const CONNECTION_LABELS = { connecting: "Connecting…", online: "Online", reconnecting: "Reconnecting…", offline: "Offline" };
 const MIC_ERRORS = {
@@ -25,10 +37,21 @@ const ui = {
   conversation: $("conversation"), queue: $("queue"), form: $("ask-form"), question: $("question"),
   ask: $("ask"), stop: $("stop"), connection: $("connection"), connectionText: $("connection-text"),
   toasts: $("toasts"), mic: $("mic"), micStatus: $("mic-status"),
+  signin: $("signin"), signinForm: $("signin-form"), signinError: $("signin-error"), code: $("code"),
+  app: $("app"), account: $("account"), who: $("who"), signout: $("signout"),
+  fromTeacher: $("from-teacher"), fromTeacherEmpty: $("from-teacher-empty"),
+  readAloud: $("read-aloud"), readToggle: $("read-toggle"), readToggleText: $("read-toggle-text"),
+  readStop: $("read-stop"), readStatus: $("read-status"),
 };
 
+const account = new Account("readerai.student");
+// A refused token (expired, or signed by an old key) sends the student back to sign in.
+const api = createApi(account, () => showSignIn(SIGNED_OUT));
+const teacherMessages = new TeacherMessages(ui.fromTeacher, ui.fromTeacherEmpty);
+
 const state = {
-  passage: null, // {id, title, level, text, sentences} being shown
+  passage: null, // {id, title, level, text, sentences, narration} being shown
+  libraryTimer: 0, // refreshes the story list while one is being prepared
   sessionId: null,
   socket: null, // the one live socket; events from older sockets are ignored
   online: false, // true between SESSION_RESTORED and the socket closing
@@ -47,6 +70,19 @@ const state = {
   listening: null, // the "listening…" bubble of a spoken question not yet transcribed
 };
 
+const narration = new ReadAloud({
+  fetchAudio: async (index) => {
+    const path = `api/passages/${encodeURIComponent(state.passage.id)}/audio/${index}`;
+    return (await api.send(path, { headers: { Accept: "audio/wav" } })).blob();
+  },
+  onSentence: (index) => {
+    markReading(index);
+    setPosition(index, { scroll: true });
+  },
+  onChange: updateReadAloud,
+  onError: (error) => toast(`Could not read aloud: ${error.message ?? error}`),
+});
+
 const voice = new Voice({
   sendEvent: send,
   // Audio sent before the server heard SESSION_UPDATE would be refused, so wait for it.
@@ -56,51 +92,106 @@ const voice = new Voice({
 });
 
 // ---- small DOM helpers
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  return node.append(...children), node;
-}
-
-function toast(message) {
-  ui.toasts.append(el("p", { className: "toast", textContent: message }));
-  while (ui.toasts.childElementCount > 3) ui.toasts.firstElementChild.remove();
-  setTimeout(() => ui.toasts.firstElementChild?.remove(), 6000);
-}
+const toast = (message) => showToast(ui.toasts, message);
 
 // localStorage can throw (private mode, storage disabled); the page must still work.
+// Keyed by user too: two students may share a browser, and a session is its owner's.
 const store = {
-  key: (passageId) => `readerai.session.${passageId}`,
+  key: (passageId) => `readerai.session.${account.profile?.userId ?? ""}.${passageId}`,
   get(passageId) { try { return localStorage.getItem(this.key(passageId)); } catch { return null; } },
   set(passageId, id) { try { localStorage.setItem(this.key(passageId), id); } catch { /* session only */ } },
   forget(passageId) { try { localStorage.removeItem(this.key(passageId)); } catch { /* nothing kept */ } },
 };
 
-// ---- REST
-async function api(path, init = {}) {
-  const headers = { Accept: "application/json", ...(init.body ? { "Content-Type": "application/json" } : {}) };
-  const response = await fetch(path, { ...init, headers });
-  const body = await response.json().catch(() => null);
-  if (response.ok) return body;
-  // The request id lets an operator find this failure in the server logs.
-  if (body?.error?.requestId) console.warn("ReaderAI request failed", path, body.error);
-  throw new Error(body?.error?.message ?? `${response.status} ${response.statusText}`);
+// ---- signing in
+async function boot() {
+  const code = takeCodeFromUrl(); // /?code=XXXX: a new sign-in wins over a kept one
+  if (code) {
+    try {
+      return signedIn(await exchangeCode(code));
+    } catch (error) {
+      return showSignIn(codeFailure(error));
+    }
+  }
+  if (account.token) showApp();
+  else showSignIn();
+}
+
+function signedIn(profile) {
+  if (profile.role !== "student") { // a teacher's code: the dashboard is their page
+    new Account("readerai.teacher").save(profile);
+    return location.assign("teacher");
+  }
+  account.save(profile);
+  showApp();
+}
+
+function showApp() {
+  const profile = account.profile;
+  ui.who.replaceChildren(el("span", { className: "who-label", textContent: "Signed in as " }),
+    profile.name || profile.userId);
+  ui.signin.hidden = true;
+  ui.app.hidden = ui.account.hidden = ui.connection.hidden = false;
+  setConnection("offline", "Pick a story");
+  loadLibrary();
+}
+
+/** Back to the code form (signed out by choice, or `message` says why). */
+function showSignIn(message = "") {
+  account.clear();
+  leaveStory();
+  clearTimeout(state.libraryTimer);
+  teacherMessages.clear();
+  ui.list.replaceChildren(el("li", { className: "muted", textContent: "Loading stories…" }));
+  ui.app.hidden = ui.account.hidden = ui.connection.hidden = true;
+  ui.signin.hidden = false;
+  showError(ui.signinError, message);
+  document.title = "Sign in – ReaderAI";
+  ui.code.focus();
+}
+
+function leaveStory() {
+  disconnect();
+  narration.stop();
+  if (voice.on) voice.disable();
+  state.passage = null;
+  ui.title.textContent = "Pick a story to read";
+  ui.level.hidden = ui.readAloud.hidden = true;
+  ui.passage.replaceChildren();
+  ui.conversation.replaceChildren();
 }
 
 async function loadLibrary() {
   try {
-    renderLibrary(await api("api/passages"));
+    const passages = await api.json("api/passages");
+    renderLibrary(passages);
     openPassage(storyFromUrl());
+    clearTimeout(state.libraryTimer);
+    if (passages.some((p) => p.status === "preparing")) {
+      state.libraryTimer = setTimeout(loadLibrary, LIBRARY_REFRESH_MS);
+    }
   } catch (error) {
+    if (error.status === 401) return; // already back at the sign-in form
     ui.list.replaceChildren(el("li", { className: "muted", textContent: `Could not load stories: ${error.message}` }));
   }
 }
 
+const PASSAGE_STATES = { preparing: "Getting ready…", failed: "Not available" };
+
 function renderLibrary(passages) {
+  if (!passages.length) {
+    return ui.list.replaceChildren(el("li", { className: "muted", textContent: "No stories yet." }));
+  }
   ui.list.replaceChildren(...passages.map((p) => {
+    const waiting = PASSAGE_STATES[p.status];
+    const size = waiting ?? `${p.sentenceCount} sentences`;
     const link = el("a", { className: "passage-link", href: `?story=${encodeURIComponent(p.id)}` },
       el("span", { className: "passage-name", textContent: p.title }),
-      el("span", { className: "passage-meta", textContent: meta(p.level, `${p.sentenceCount} sentences`) }));
+      el("span", { className: "passage-meta", textContent: meta(p.level, size) }));
     link.dataset.id = p.id;
+    link.dataset.status = p.status ?? "ready";
+    if (waiting) link.setAttribute("aria-disabled", "true");
+    link.toggleAttribute("aria-current", p.id === state.passage?.id);
     return el("li", {}, link);
   }));
 }
@@ -114,6 +205,8 @@ function onLibraryClick(event) {
   const link = event.target.closest("a[data-id]");
   if (!link || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
   event.preventDefault(); // no page load: the socket and the scroll position survive
+  if (link.dataset.status === "preparing") return toast("That story is still being prepared. Try again in a moment.");
+  if (link.dataset.status === "failed") return toast("That story could not be prepared.");
   history.pushState(null, "", link.href);
   openPassage(link.dataset.id);
 }
@@ -123,12 +216,14 @@ async function openPassage(id) {
   if (!id || id === state.passage?.id) return;
   let passage;
   try {
-    passage = await api(`api/passages/${encodeURIComponent(id)}`);
+    passage = await api.json(`api/passages/${encodeURIComponent(id)}`);
   } catch (error) {
-    return toast(`Could not open that story: ${error.message}`);
+    return error.status === 401 || toast(`Could not open that story: ${error.message}`);
   }
   if (storyFromUrl() !== id || id === state.passage?.id) return; // picked another meanwhile
+  if (passage.status === "preparing") return toast("That story is still being prepared. Try again in a moment.");
   disconnect();
+  narration.stop();
   Object.assign(state, { passage, position: null, sentPosition: null, restored: false });
   for (const link of ui.list.querySelectorAll("a")) {
     link.toggleAttribute("aria-current", link.dataset.id === id);
@@ -143,6 +238,7 @@ function renderPassage(passage) {
   ui.level.textContent = passage.level ?? "";
   ui.level.hidden = !passage.level;
   document.title = `${passage.title} – ReaderAI`;
+  ui.readAloud.hidden = !passage.narration;
   const paragraphs = [el("p")];
   let cursor = 0;
   passage.sentences.forEach((sentence, index) => {
@@ -168,9 +264,11 @@ async function startSession() {
   if (!id) {
     setConnection(state.attempts ? "reconnecting" : "connecting");
     try {
-      id = (await api("api/sessions", { method: "POST", body: JSON.stringify({ passageId }) })).id;
+      id = (await api.json("api/sessions", { method: "POST", body: JSON.stringify({ passageId }) })).id;
     } catch (error) {
+      if (error.status === 401) return; // already back at the sign-in form
       toast(`Could not start a session: ${error.message}`);
+      if (error.status === 403) return setConnection("offline", "Not allowed");
       return scheduleReconnect();
     }
     if (state.passage?.id !== passageId || state.socket) return;
@@ -189,7 +287,10 @@ function connect() {
   const live = state.turns.get(state.activeTurn);
   if (live?.seq > 0) url.searchParams.set("lastSeq", String(live.seq));
   setConnection(state.attempts ? "reconnecting" : "connecting");
-  const socket = new WebSocket(url);
+  const token = account.token;
+  if (!token) return showSignIn(SIGNED_OUT);
+  // The token rides in the subprotocol list, never in the URL (which servers log).
+  const socket = new WebSocket(url, socketProtocols(token));
   socket.binaryType = "arraybuffer"; // reply audio is parsed with DataView, not read from Blobs
   state.socket = socket;
   socket.addEventListener("message", (event) => state.socket === socket && onFrame(event.data));
@@ -237,7 +338,9 @@ function onClose(event) {
     state.idle = true;
     return setConnection("offline", "Paused – tap to continue");
   }
-  if (code === 4404) store.forget(state.passage.id); // session unknown (e.g. a fresh database): start anew
+  if (code === CLOSE_UNAUTHENTICATED) return showSignIn(SIGNED_OUT);
+  // Session unknown (e.g. a fresh database) or not this student's: start a new one.
+  if (code === 4404 || code === CLOSE_FORBIDDEN) store.forget(state.passage.id);
   if (code === 1008) state.attempts += 2; // rate limited: back off harder
   if (code === 1012) state.attempts = 0; // server restarting: come back soon, not after a long backoff
   scheduleReconnect();
@@ -287,8 +390,8 @@ const handlers = {
   RESPONSE_DELTA: onDelta,
   RESPONSE_DONE: onDone,
   TRANSCRIPT: onTranscript,
-  CLASS_BROADCAST: ({ text }) => toast(`Teacher: ${text}`),
-  NOTICE: ({ text }) => toast(`Teacher: ${text}`),
+  CLASS_BROADCAST: ({ broadcastId, text, sentAt }) => fromTeacher({ id: broadcastId, text, sentAt }),
+  NOTICE: ({ noticeId, text, sentAt }) => fromTeacher({ id: noticeId, text, sentAt }),
   ERROR: onError,
   PONG: () => clearTimeout(state.timers.pong),
 };
@@ -300,7 +403,19 @@ function onFrame(data) {
   handlers[event?.type]?.(event.payload ?? {});
 }
 
-function onRestored({ passageId, messages = [], progress = [], inflight = null }) {
+// Kept in the "From your teacher" list (a live region: screen readers hear it from
+// there); a toast shows it too while that list is scrolled out of view, as on a phone.
+function fromTeacher(message) {
+  if (!teacherMessages.add(message)) return; // already shown
+  const panel = ui.fromTeacher.parentElement; // scrolls on wide screens: the newest is last
+  panel.scrollTop = panel.scrollHeight;
+  const box = ui.fromTeacher.getBoundingClientRect();
+  if (box.bottom < 0 || box.top > window.innerHeight) {
+    showToast(ui.toasts, `Teacher: ${message.text}`, { announce: false });
+  }
+}
+
+function onRestored({ passageId, messages = [], progress = [], inflight = null, broadcasts = [] }) {
   clearTimeout(state.timers.connect);
   state.attempts = 0;
   setConnection("online");
@@ -308,6 +423,7 @@ function onRestored({ passageId, messages = [], progress = [], inflight = null }
   if (voice.on) configureVoice(); // voice settings last only as long as a connection
   renderConversation(messages, inflight);
   restorePosition(progress);
+  teacherMessages.add(...broadcasts.map((b) => ({ id: b.broadcastId, text: b.text, sentAt: b.sentAt })));
 }
 
 function onAcknowledged({ turnId }) {
@@ -452,6 +568,7 @@ function ask(event) {
   const text = ui.question.value.trim();
   // Asking while a reply streams is allowed on purpose: the server cancels it (barge-in).
   if (!text || !state.online) return;
+  narration.pause(); // the answer is what the student wants to hear now
   voice.stopPlayback(); // first: the server cuts the spoken reply to what was heard
   if (!send("STUDENT_INTERRUPTION", { questionText: text })) return;
   highlight([]);
@@ -520,7 +637,11 @@ function setUpVoice() {
   // Read-only view for tests and debugging: snapshots, never the live objects.
   window.readerai = Object.freeze({
     get stats() { return voice.stats(); },
-    state: () => ({ connection: ui.connection.dataset.state, playingTurnId: voice.playingTurnId }),
+    state: () => ({
+      connection: ui.connection.dataset.state,
+      playingTurnId: voice.playingTurnId,
+      readAloud: narration.state,
+    }),
   });
 }
 
@@ -591,6 +712,28 @@ function onPassageKey(event) {
   setPosition(Number(span.dataset.index) + step, { focus: true });
 }
 
+// ---- read-aloud
+function toggleReadAloud() {
+  const spans = sentences();
+  if (!spans.length) return;
+  if (narration.state === "stopped") narration.start(state.position ?? 0, spans.length);
+  else if (narration.state === "paused") narration.resume();
+  else narration.pause();
+}
+
+function updateReadAloud(status) {
+  ui.readToggleText.textContent = READ_LABELS[status];
+  ui.readToggle.classList.toggle("active", status !== "stopped");
+  ui.readStop.disabled = status === "stopped";
+  if (ui.readStatus.textContent !== READ_STATUS[status]) ui.readStatus.textContent = READ_STATUS[status];
+  if (status === "stopped") markReading(null);
+}
+
+function markReading(index) {
+  for (const span of ui.passage.querySelectorAll(".sentence.reading")) span.classList.remove("reading");
+  if (index !== null) sentences()[index]?.classList.add("reading");
+}
+
 function highlight(indices, { scroll = false } = {}) {
   const spans = sentences();
   for (const span of spans) span.classList.remove("cited");
@@ -609,7 +752,9 @@ ui.stop.addEventListener("click", stop);
 document.addEventListener("keydown", (event) => event.key === "Escape" && stop());
 ui.passage.addEventListener("click", (event) => {
   const span = event.target.closest(".sentence");
-  if (span) setPosition(Number(span.dataset.index));
+  if (!span) return;
+  setPosition(Number(span.dataset.index));
+  narration.jump(Number(span.dataset.index)); // reading aloud goes on from there
 });
 ui.passage.addEventListener("keydown", onPassageKey);
 document.addEventListener("scroll", onScroll, { capture: true, passive: true });
@@ -626,5 +771,10 @@ document.addEventListener("visibilitychange", () => {
   else checkAlive();
 });
 
+ui.readToggle.addEventListener("click", toggleReadAloud);
+ui.readStop.addEventListener("click", () => narration.stop());
+ui.signout.addEventListener("click", () => showSignIn());
+wireCodeForm(ui.signinForm, ui.signinError, signedIn);
+
 setUpVoice();
-loadLibrary();
+boot();
