@@ -17,8 +17,9 @@ import structlog
 from fastapi import FastAPI
 
 from readerai import __version__
-from readerai.api import auth, classes, health, jobs, passages, sessions, web, ws
+from readerai.api import auth, classes, health, jobs, passages, sessions, web
 from readerai.api.problems import RequestIdMiddleware, install_error_handlers
+from readerai.api.ws import SocketFastPath
 from readerai.auth.demo import seed_demo
 from readerai.errors import ServiceStartupError
 from readerai.logs import configure_logging
@@ -28,7 +29,7 @@ from readerai.settings import WORKER_SETTINGS_ENV, Settings, settings_from_worke
 log = structlog.get_logger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> SocketFastPath:
     """Build a ReaderAI app; nothing starts until the server runs its lifespan."""
     settings = settings or Settings()
 
@@ -73,14 +74,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs.router,
         sessions.router,
         classes.router,
-        ws.router,
         web.router,
     ):
         app.include_router(router)
-    return app
+    return SocketFastPath(app)
 
 
-def create_worker_app() -> FastAPI:
+def create_worker_app() -> SocketFastPath:
     """The app of one `readerai serve --workers N` worker (a factory uvicorn imports)."""
     settings = settings_from_worker_json(os.environ[WORKER_SETTINGS_ENV])
     listener = configure_logging(settings.log_level, settings.log_format)

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
 from urllib.parse import urlsplit
 
 import anyio
 import pydantic_core
 import structlog
-from fastapi import APIRouter, Path, Query, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketState
 
 from readerai.errors import CloseCode, Forbidden, NotFound, Unauthenticated, close_code_for
 from readerai.services import NodeServices
 from readerai.session.actor import ClientGone, ConnectionActor
 
-router = APIRouter()
 log = structlog.get_logger(__name__)
+
+#: `/ws/{sessionId}`; anything else under `/ws/` falls through to FastAPI (404).
+SOCKET_PATH = re.compile(r"/ws/([A-Za-z0-9_-]{1,64})")
 
 #: The subprotocol the server speaks, and the prefix of the one that carries a token.
 SUBPROTOCOL = "readerai.v1"
@@ -69,17 +72,36 @@ def _origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
     return urlsplit(origin).netloc == websocket.headers.get("host")
 
 
-@router.websocket("/ws/{session_id}")
-async def session_socket(
-    websocket: WebSocket,
-    session_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
-    last_seq: Annotated[int | None, Query(alias="lastSeq", ge=0)] = None,
-) -> None:
+class SocketFastPath:
+    """The ASGI app uvicorn runs: WebSockets at `/ws/{sessionId}` go straight to the
+    session handler; everything else goes to the FastAPI app.
+
+    A WebSocket lives for hours, and every layer between uvicorn and the handler keeps
+    a coroutine frame alive for all that time. FastAPI's middleware, router and
+    dependency solving add about twenty frames (several KB per idle connection);
+    answering here keeps an idle connection small.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            match = SOCKET_PATH.fullmatch(scope["path"])
+            if match is not None:
+                scope["app"] = self.app  # Starlette's WebSocket reads `app.state`
+                await session_socket(WebSocket(scope, receive, send), match[1])
+                return
+        await self.app(scope, receive, send)
+
+
+async def session_socket(websocket: WebSocket, session_id: str) -> None:
     """One student connection; the protocol is in docs/protocol.md.
 
     The token comes in `Sec-WebSocket-Protocol` (`bearer.<token>`, beside
     `readerai.v1`) or as a first `AUTH` frame, never in the URL. A refused connection
-    is closed with 4401 or 4403 (4404: no such session) before any event is sent.
+    is closed with 4401 or 4403 (4404: no such session) before any event is sent;
+    a malformed `lastSeq` is refused with 1008.
     """
     services: NodeServices | None = getattr(websocket.app.state, "services", None)
     if services is None or not services.ready:
@@ -88,6 +110,11 @@ async def session_socket(
     if not _origin_allowed(websocket, services.settings.allowed_origins):
         await websocket.close(CloseCode.POLICY_VIOLATION, "origin not allowed")
         return
+    raw_seq = websocket.query_params.get("lastSeq")
+    if raw_seq is not None and not (raw_seq.isdigit() and len(raw_seq) <= 18):
+        await websocket.close(CloseCode.POLICY_VIOLATION, "lastSeq must be a whole number >= 0")
+        return
+    last_seq = int(raw_seq) if raw_seq is not None else None
     offered: list[str] = list(websocket.scope.get("subprotocols") or [])
     token = next((p[len(BEARER) :] for p in offered if p.startswith(BEARER)), None)
     await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
@@ -97,7 +124,7 @@ async def session_socket(
         principal = services.tokens.verify(token)
         await services.access.session(principal, session_id)
     except (Unauthenticated, Forbidden, NotFound) as exc:
-        log.info("connection.refused", session_id=session_id[:64], code=exc.code)
+        log.info("connection.refused", session_id=session_id, code=exc.code)
         await websocket.close(close_code_for(exc), exc.message[:120])
         return
     actor = ConnectionActor(
@@ -106,6 +133,7 @@ async def session_socket(
         services.session_services,
         services.connection_limits,
     )
+    del offered, token, principal  # nothing of the handshake is kept for the connection
     await actor.run(last_seq)
 
 

@@ -14,14 +14,14 @@ reply in flight does not belong to the connection: it lives on in the session.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
-import anyio.abc
 import structlog
 
 from readerai.errors import (
@@ -73,6 +73,8 @@ from readerai.voice.frames import encode_audio_frame
 log = structlog.get_logger(__name__)
 
 CLOSE_DEADLINE = 5.0
+#: How long a connection being closed may take to send the events queued before.
+FLUSH_DEADLINE = 1.0
 
 
 class ClientGone(Exception):
@@ -148,10 +150,14 @@ class ConnectionActor:
             limits.audio_bytes_per_second, 2 * limits.audio_bytes_per_second
         )
         self._voice: VoiceInput | None = None
-        self._tg: anyio.abc.TaskGroup | None = None
+        self._voice_task: asyncio.Task[None] | None = None
+        self._writing: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._last_rx = 0.0
+        self._ending = False
         self._strikes = 0
         self._close: tuple[int, str] | None = None
-        self._scope: anyio.CancelScope | None = None
         self._log = log.bind(session_id=session_id)
 
     # -- Subscriber: called by the live session, never awaits ---------------------
@@ -168,22 +174,36 @@ class ConnectionActor:
     # -- lifetime -----------------------------------------------------------------
 
     async def run(self, last_seq: int | None) -> None:
-        """Serve until the client leaves or is closed; returns after the close."""
+        """Serve until the client leaves or is closed; returns after the close.
+
+        The reader runs in the calling task and the writer in one task of its own;
+        whichever ends first ends the other. Plain asyncio and one idle timer per
+        connection (not a cancel scope per frame) keep an idle connection small.
+        """
         metrics = self._services.metrics
         metrics.connections.inc()
+        loop = asyncio.get_running_loop()
         try:
             try:
                 live = await self._services.hub.attach(self.session_id, self, last_seq)
             except NotFound as exc:
                 self._close = (CloseCode.SESSION_NOT_FOUND, exc.message)
                 return
+            self._task = asyncio.current_task()
+            self._writing = loop.create_task(self._write_then_end(live))
+            self._last_rx = loop.time()
+            self._idle_timer = loop.call_later(self._limits.idle_timeout, self._check_idle)
             try:
-                async with anyio.create_task_group() as tg:
-                    self._tg = tg
-                    self._scope = tg.cancel_scope
-                    tg.start_soon(self._first_to_end, self._reader, live)
-                    tg.start_soon(self._first_to_end, self._writer, live)
+                if self._close is None:  # not already ended while attaching
+                    await self._reader(live)
+            except asyncio.CancelledError:
+                # Our own `_end` cancels the reader; anything else is not ours to swallow.
+                if not self._ending or self._uncancel() > 0:
+                    raise
             finally:
+                self._ending = True  # the reader is done: the writer must not cancel us
+                self._idle_timer.cancel()
+                await self._stop_tasks()
                 if self._voice is not None:
                     live.voice_connections -= 1
                     if live.voice_connections == 0:
@@ -193,22 +213,59 @@ class ConnectionActor:
             metrics.connections.dec()
             await self._close_transport()
 
-    async def _first_to_end(
-        self, task: Callable[[LiveSession], Awaitable[None]], live: LiveSession
-    ) -> None:
+    async def _write_then_end(self, live: LiveSession) -> None:
         try:
-            await task(live)
+            await self._writer(live)
         finally:
-            if self._scope is not None:
-                self._scope.cancel()
+            self._stop_reader()
+
+    async def _stop_tasks(self) -> None:
+        writing = self._writing
+        if (
+            writing is not None
+            and self._close is not None
+            and self._close[0] != CloseCode.SLOW_CONSUMER
+        ):
+            # Closing on purpose: the events queued before it (the errors that say
+            # why) go out first, for a moment at most.
+            self.queue.close()
+            await asyncio.wait([writing], timeout=FLUSH_DEADLINE)
+        tasks = [t for t in (self._writing, self._voice_task) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                self._log.error("connection.task_failed", exc_info=task.exception())
+
+    def _uncancel(self) -> int:
+        task = self._task
+        return task.uncancel() if task is not None else 0
+
+    def _stop_reader(self) -> None:
+        task = self._task
+        if task is not None and not self._ending and task is not asyncio.current_task():
+            self._ending = True
+            task.cancel()
+        elif task is asyncio.current_task():
+            self._ending = True  # the reader itself returns next
+
+    def _check_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        quiet = loop.time() - self._last_rx
+        if quiet >= self._limits.idle_timeout:
+            self._end(CloseCode.IDLE_TIMEOUT, "idle timeout")
+        else:
+            remaining = self._limits.idle_timeout - quiet
+            self._idle_timer = loop.call_later(remaining, self._check_idle)
 
     def _end(self, code: int, reason: str) -> None:
         """Close the connection with `code` (the first reason given wins)."""
         if self._close is None:
             self._close = (code, reason)
             self._log.info("connection.closing", code=code, reason=reason)
-        if self._scope is not None:
-            self._scope.cancel()
+        self._stop_reader()
 
     async def _close_transport(self) -> None:
         if self._close is None or self.state is ConnectionState.CLOSED:
@@ -228,13 +285,15 @@ class ConnectionActor:
     async def _writer(self, live: LiveSession) -> None:
         while True:
             event = await self.queue.get()
+            if event is None:
+                return
             if isinstance(event, ResponseDelta) and not live.delta_sent(event.turn_id, event.seq):
                 continue
-            with anyio.move_on_after(self._limits.send_timeout) as scope:
-                try:
+            if isinstance(event, ReplyAudio) and not live.audio_sendable(event.turn_id):
+                continue
+            try:
+                async with asyncio.timeout(self._limits.send_timeout):
                     if isinstance(event, ReplyAudio):
-                        if not live.audio_sendable(event.turn_id):
-                            continue
                         await self._transport.send_bytes(
                             encode_audio_frame(
                                 event.turn_id, event.seq, event.sample_rate, event.pcm
@@ -242,9 +301,9 @@ class ConnectionActor:
                         )
                     else:
                         await self._transport.send_text(encode(event))
-                except ClientGone:
-                    return
-            if scope.cancelled_caught:
+            except ClientGone:
+                return
+            except TimeoutError:
                 exc = SlowConsumer(f"a send took over {self._limits.send_timeout}s")
                 self._end(close_code_for(exc), exc.message)
                 return
@@ -252,14 +311,12 @@ class ConnectionActor:
     # -- reader -------------------------------------------------------------------
 
     async def _reader(self, live: LiveSession) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            with anyio.move_on_after(self._limits.idle_timeout) as idle:
-                frame = await self._transport.receive()
-            if idle.cancelled_caught:
-                self._end(CloseCode.IDLE_TIMEOUT, "idle timeout")
-                return
+            frame = await self._transport.receive()
             if frame is None:
                 return
+            self._last_rx = loop.time()
             received_at = time.perf_counter()
             if isinstance(frame, bytes):
                 if not self._take_audio(frame):
@@ -381,8 +438,8 @@ class ConnectionActor:
                 ask=lambda text, at: runner.ask(live, text, at),
                 max_utterance_ms=self._limits.max_utterance_ms,
             )
-            assert self._tg is not None, "voice starts inside the connection's task group"
-            self._tg.start_soon(self._voice.run)
+            # Ended (cancelled and awaited) with the connection, in `_stop_tasks`.
+            self._voice_task = asyncio.get_running_loop().create_task(self._voice.run())
         return self._voice
 
     async def _require_passage(self, passage_id: str) -> None:

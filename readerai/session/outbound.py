@@ -23,6 +23,7 @@ class OutboundQueue:
         self.maxsize = maxsize
         self._items: deque[ServerEvent] = deque()
         self._ready = asyncio.Event()
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._items)
@@ -49,9 +50,16 @@ class OutboundQueue:
         self._items = kept
         return dropped
 
-    async def get(self) -> ServerEvent:
-        """The next event, waiting until there is one."""
+    def close(self) -> None:
+        """No more events: `get` returns None once the queued ones are taken."""
+        self._closed = True
+        self._ready.set()
+
+    async def get(self) -> ServerEvent | None:
+        """The next event, waiting until there is one; None once closed and drained."""
         while not self._items:
+            if self._closed:
+                return None
             self._ready.clear()
             await self._ready.wait()
         return self._items.popleft()
