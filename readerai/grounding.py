@@ -10,6 +10,7 @@ enough for short children's passages, costs microseconds, and needs no model.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -48,6 +49,8 @@ _BM25_B = 0.75
 #: Share of a sentence's (IDF-weighted) content words that an answer must newly
 #: cover for the sentence to be cited.
 CITE_MIN_SHARE = 0.2
+#: Passage sentences whose terms are remembered (a few hundred passages' worth).
+SENTENCE_TERMS_CACHE = 16384
 
 
 def split_sentences(text: str) -> list[str]:
@@ -119,6 +122,13 @@ def tokens(text: str) -> list[str]:
     return [stem(w) for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
 
 
+@functools.lru_cache(maxsize=SENTENCE_TERMS_CACHE)
+def sentence_terms(sentence: str) -> tuple[str, ...]:
+    """`tokens` of a passage sentence, remembered: the same sentences are scored and
+    cited on every question (a pure function, so the cache changes no result)."""
+    return tuple(tokens(sentence))
+
+
 def stem(word: str) -> str:
     """A small suffix stripper: "jumps", "jumped", "jumping" all become "jump".
 
@@ -151,7 +161,7 @@ def _tidy(word: str) -> str:
 
 def score_sentences(sentences: list[str], question: str) -> list[float]:
     """BM25 score of each sentence for ``question`` (0.0 when no content word matches)."""
-    docs = [Counter(tokens(sentence)) for sentence in sentences]
+    docs = [Counter(sentence_terms(sentence)) for sentence in sentences]
     query = set(tokens(question))
     if not docs or not query:
         return [0.0] * len(sentences)
@@ -200,7 +210,7 @@ def cite(answer: str, context: list[tuple[int, str]]) -> list[int]:
     earlier citation already explained is not cited.
     """
     said = set(tokens(answer))
-    sentences = {index: set(tokens(sentence)) for index, sentence in context}
+    sentences = {index: set(sentence_terms(sentence)) for index, sentence in context}
     sentences = {index: words for index, words in sentences.items() if words}
     if not said or not sentences:
         return []

@@ -60,7 +60,7 @@ from readerai.session.replystream import ReplyStream
 from readerai.session.router import SessionRouter
 from readerai.session.speaker import TurnSpeaker
 from readerai.session.turn import Turn
-from readerai.store import Store
+from readerai.store import NewMessage, Store
 from readerai.supervisor import TaskSupervisor
 from readerai.voice.base import TextToSpeech
 
@@ -122,14 +122,15 @@ class TurnRunner:
             await self._cancel_locked(live, None)
             turn_id = uuid.uuid4().hex
             await self._take_lease(live)
-            await self._store.add_message(
-                session_id=live.id,
-                turn_id=turn_id,
-                role="student",
-                text=question,
-                status=ReplyStatus.COMPLETED,
+            # The question and its reply's `in_progress` row in one write: from the
+            # acknowledgement on, a node's death leaves both behind.
+            _, reply = await self._store.add_messages(
+                [
+                    NewMessage(live.id, turn_id, "student", question, ReplyStatus.COMPLETED),
+                    NewMessage(live.id, turn_id, "tutor", "", ReplyStatus.IN_PROGRESS),
+                ]
             )
-            turn = Turn(id=turn_id, question=question)
+            turn = Turn(id=turn_id, question=question, message_id=reply.id)
             live.turn = turn
             live.publish(
                 InterruptionAcknowledged(turn_id=turn_id, timestamp=datetime.now(UTC).isoformat())
@@ -277,10 +278,9 @@ class TurnRunner:
                 speaker.run(), name="turn.speaker", session_id=live.id, turn_id=turn.id
             )
         try:
-            message_id = await self._open_reply(live, turn)
-            if message_id is not None:
+            if turn.message_id is not None:
                 checkpoints = self._supervisor.start(
-                    self._checkpoint(live, turn, message_id),
+                    self._checkpoint(live, turn, turn.message_id),
                     name="turn.checkpoint",
                     session_id=live.id,
                     turn_id=turn.id,
@@ -354,22 +354,6 @@ class TurnRunner:
             history=list(live.history),
             max_tokens=self._limits.max_reply_tokens,
         )
-
-    async def _open_reply(self, live: LiveSession, turn: Turn) -> int | None:
-        """Store the reply as `in_progress` (so a node's death leaves it behind)."""
-        try:
-            stored = await self._store.add_message(
-                session_id=live.id,
-                turn_id=turn.id,
-                role="tutor",
-                text="",
-                status=ReplyStatus.IN_PROGRESS,
-            )
-        except ReaderAIError as exc:
-            log.warning("turn.open_failed", session_id=live.id, turn_id=turn.id, error=exc.code)
-            return None
-        turn.message_id = stored.id
-        return stored.id
 
     async def _finish(
         self,

@@ -43,6 +43,18 @@ class MessageRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to append (`Store.add_messages`)."""
+
+    session_id: str
+    turn_id: str
+    role: str  # "student" | "tutor"
+    text: str
+    status: ReplyStatus
+    citations: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class ProgressRecord:
     session_id: str
     passage_id: str
@@ -174,6 +186,9 @@ class Store(Protocol):
         citations: list[int] | None = None,
     ) -> MessageRecord:
         """Append one message; ids increase with insertion order."""
+
+    async def add_messages(self, messages: list[NewMessage]) -> list[MessageRecord]:
+        """Append several messages in one transaction, in this order (ids increase)."""
 
     async def update_message(
         self,

@@ -41,23 +41,44 @@ class GroupCommit(Generic[T, R]):
     def __init__(self, write_batch: BatchWriter[T, R], max_batch: int = 256) -> None:
         self._write_batch = write_batch
         self._max_batch = max_batch
-        self._pending: list[_Pending[T, R]] = []
+        #: Submissions waiting, each a list of items written in one batch together.
+        self._pending: list[list[_Pending[T, R]]] = []
         self._lock = asyncio.Lock()
         self._writing: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: T) -> R:
         """Write `item` (with whatever else is pending) and return its result."""
-        mine: _Pending[T, R] = _Pending(item)
+        return (await self.submit_many([item]))[0]
+
+    async def submit_many(self, items: list[T]) -> list[R]:
+        """Write `items` in this order, in one batch (with whatever else is pending).
+
+        Raises the first item's exception if any item failed.
+        """
+        if len(items) > self._max_batch:
+            raise ValueError(f"at most {self._max_batch} items at once")
+        mine: list[_Pending[T, R]] = [_Pending(item) for item in items]
         self._pending.append(mine)
         async with self._lock:
-            while not mine.result.done():
-                batch = self._pending[: self._max_batch]
-                del self._pending[: len(batch)]
+            while not mine[-1].result.done():
+                batch = self._next_batch()
                 task = asyncio.get_running_loop().create_task(self._write(batch))
                 self._writing.add(task)
                 task.add_done_callback(self._writing.discard)
                 await asyncio.shield(task)
-        return mine.result.result()
+        return [pending.result.result() for pending in mine]
+
+    def _next_batch(self) -> list[_Pending[T, R]]:
+        """Whole submissions, oldest first, up to `max_batch` items (at least one)."""
+        batch: list[_Pending[T, R]] = []
+        taken = 0
+        for submission in self._pending:
+            if batch and len(batch) + len(submission) > self._max_batch:
+                break
+            batch += submission
+            taken += 1
+        del self._pending[:taken]
+        return batch
 
     async def drain(self) -> None:
         """Wait for batches being written (before closing the connection pool)."""

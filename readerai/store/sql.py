@@ -31,7 +31,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from readerai.errors import NotFound
 from readerai.protocol import ReplyStatus
-from readerai.store.base import MessageRecord
+from readerai.store.base import MessageRecord, NewMessage
 from readerai.store.classroom import ClassroomStore
 from readerai.store.database import is_unavailable
 from readerai.store.group_commit import GroupCommit
@@ -119,6 +119,25 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
             updated_at=now,
         )
         return await self._message_writes.submit(pending)
+
+    async def add_messages(self, messages: list[NewMessage]) -> list[MessageRecord]:
+        """Append several messages in one transaction, in this order (ids increase)."""
+        now = utc_now()
+        pending = [
+            MessageRecord(
+                id=0,
+                session_id=m.session_id,
+                turn_id=m.turn_id,
+                role=m.role,
+                text=m.text,
+                status=m.status,
+                citations=list(m.citations),
+                created_at=now,
+                updated_at=now,
+            )
+            for m in messages
+        ]
+        return await self._message_writes.submit_many(pending)
 
     @retried_write
     async def _insert_messages(self, batch: list[MessageRecord]) -> list[MessageRecord | Exception]:
