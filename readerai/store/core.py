@@ -18,7 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from readerai.errors import Conflict
 from readerai.store.database import Database
 from readerai.store.migrate import async_url
-from readerai.store.models import Base
+from readerai.store.models import Base, ProgressRow
 from readerai.store.retry import WriteRetry
 from readerai.store.slugs import numbered_slugs
 
@@ -98,6 +98,22 @@ def upsert(
         return lite.on_conflict_do_nothing(index_elements=keys)
     return lite.on_conflict_do_update(
         index_elements=keys, set_={column: lite.excluded[column] for column in update}
+    )
+
+
+def progress_upsert(db: Database) -> Insert:
+    """The reading-progress upsert, for executing with many rows of parameters."""
+    columns = {"position", "updated_at"}
+    if db.is_postgresql:
+        pg = postgresql.insert(ProgressRow)
+        return pg.on_conflict_do_update(
+            index_elements=["session_id", "passage_id"],
+            set_={column: pg.excluded[column] for column in columns},
+        )
+    lite = sqlite.insert(ProgressRow)
+    return lite.on_conflict_do_update(
+        index_elements=["session_id", "passage_id"],
+        set_={column: lite.excluded[column] for column in columns},
     )
 
 

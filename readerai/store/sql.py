@@ -70,6 +70,7 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
         self._message_writes: GroupCommit[MessageRecord, MessageRecord] = GroupCommit(
             self._insert_messages
         )
+        self._progress_writes = GroupCommit(self._upsert_progress)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -87,6 +88,7 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
     async def close(self) -> None:
         """Close every pooled connection (a later call reconnects)."""
         await self._message_writes.drain()
+        await self._progress_writes.drain()
         await self._db.dispose()
 
     async def ping(self) -> bool:

@@ -511,3 +511,18 @@ def test_url_without_driver_gets_the_async_one() -> None:
 def test_unsupported_database_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported"):
         SqlStore("mysql+aiomysql://u@127.0.0.1/db")
+
+
+async def test_concurrent_progress_writes_share_batches_and_a_missing_session_fails_alone(
+    store: SqlStore,
+) -> None:
+    sessions = [await store.create_session() for _ in range(20)]
+    results = await asyncio.gather(
+        *(store.save_progress(s.id, "the-lion", i) for i, s in enumerate(sessions)),
+        store.save_progress("no-such-session", "the-lion", 1),
+        return_exceptions=True,
+    )
+    assert results[:-1] == [None] * 20
+    assert isinstance(results[-1], NotFound)
+    for i, session in enumerate(sessions):
+        assert [p.position for p in await store.get_progress(session.id)] == [i]
