@@ -40,7 +40,7 @@ BENCH_AUTH_SECRET = "bench-secret-readerai-0123456789abcdef"
 
 def bench_token() -> str:
     """An admin token the benchmark's servers accept."""
-    tokens = TokenService("HS256", BENCH_AUTH_SECRET, BENCH_AUTH_SECRET)
+    tokens = TokenService.with_secret(BENCH_AUTH_SECRET)
     return tokens.mint(user_id="bench", role=Role.ADMIN, ttl_seconds=86400)
 
 

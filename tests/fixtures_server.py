@@ -37,7 +37,7 @@ def mint_token(
     name: str = "",
 ) -> str:
     """A token test servers accept (`role` student, teacher or admin)."""
-    tokens = TokenService("HS256", TEST_AUTH_SECRET, TEST_AUTH_SECRET)
+    tokens = TokenService.with_secret(TEST_AUTH_SECRET)
     return tokens.mint(
         user_id=user, role=Role(role), ttl_seconds=ttl, name=name or user, class_id=class_id
     )

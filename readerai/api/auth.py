@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, status
 
+from readerai.api.accounts import issue_code, open_account
 from readerai.api.deps import PrincipalDep, ServicesDep
 from readerai.api.schemas import CodeIn, ErrorResponse, MeOut, SignInCode, StudentIn, TokenOut
 from readerai.auth.access import require_role
 from readerai.auth.principal import Role
-from readerai.errors import Conflict, InvalidCode
+from readerai.errors import InvalidCode
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
@@ -64,21 +63,7 @@ async def create_teacher(
 ) -> SignInCode:
     """Admins: create a teacher account and a one-time sign-in code for it."""
     require_role(principal, Role.ADMIN)
-    user_id = (
-        body.user_id
-        or (re.sub(r"[^a-z0-9]+", "-", body.name.lower()).strip("-")[:40] or "teacher")
-        + f"-{uuid.uuid4().hex[:4]}"
-    )
-    existing = await services.store.get_user(user_id)
-    if existing is not None and existing.role != Role.TEACHER:
-        raise Conflict(f"{user_id!r} is a {existing.role}, not a teacher")
-    await services.store.upsert_user(user_id=user_id, role=Role.TEACHER.value, name=body.name)
-    code, expires = await services.store.create_login_code(
-        user_id=user_id,
-        role=Role.TEACHER.value,
-        class_id=None,
-        ttl_seconds=services.settings.login_code_ttl_seconds,
-    )
-    return SignInCode(
-        user_id=user_id, name=body.name, code=code, code_expires_at=expires.isoformat()
+    user_id = await open_account(services, role=Role.TEACHER, name=body.name, user_id=body.user_id)
+    return await issue_code(
+        services, user_id=user_id, name=body.name, role=Role.TEACHER, class_id=None
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -12,6 +10,7 @@ import pydantic_core
 from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import StreamingResponse
 
+from readerai.api.accounts import issue_code, open_account
 from readerai.api.deps import PrincipalDep, ServicesDep, TeacherDep
 from readerai.api.schemas import (
     BroadcastOut,
@@ -27,7 +26,7 @@ from readerai.api.schemas import (
     TextIn,
 )
 from readerai.auth.principal import Role
-from readerai.errors import Conflict, Forbidden, NotFound
+from readerai.errors import Forbidden, NotFound
 from readerai.protocol import ClassBroadcast
 from readerai.services import NodeServices
 from readerai.store.base import BroadcastRecord, ClassRecord, SessionRecord
@@ -110,13 +109,11 @@ async def add_student(
 ) -> SignInCode:
     """Add a student (created if new) and give them a one-time sign-in code."""
     await services.access.teaching(principal, class_id)
-    user_id = body.user_id or await _free_user_id(services, body.name)
-    existing = await services.store.get_user(user_id)
-    if existing is not None and existing.role != Role.STUDENT:
-        raise Conflict(f"{user_id!r} is a {existing.role}, not a student")
-    await services.store.upsert_user(user_id=user_id, role=Role.STUDENT.value, name=body.name)
+    user_id = await open_account(services, role=Role.STUDENT, name=body.name, user_id=body.user_id)
     await services.store.add_member(class_id, user_id)
-    return await _new_code(services, user_id, body.name, class_id)
+    return await issue_code(
+        services, user_id=user_id, name=body.name, role=Role.STUDENT, class_id=class_id
+    )
 
 
 @router.post("/{class_id}/students/{user_id}/code", responses=REFUSALS)
@@ -128,7 +125,10 @@ async def new_code(
     if not await services.store.is_member(class_id, user_id):
         raise NotFound(f"{user_id!r} is not in class {class_id!r}")
     user = await services.store.get_user(user_id)
-    return await _new_code(services, user_id, user.name if user else "", class_id)
+    name = user.name if user else ""
+    return await issue_code(
+        services, user_id=user_id, name=name, role=Role.STUDENT, class_id=class_id
+    )
 
 
 @router.delete(
@@ -266,22 +266,3 @@ async def class_roster(services: NodeServices, class_id: str) -> list[RosterEntr
             )
         )
     return entries
-
-
-async def _free_user_id(services: NodeServices, name: str) -> str:
-    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "student"
-    for _ in range(20):
-        candidate = f"{base}-{uuid.uuid4().hex[:4]}"
-        if await services.store.get_user(candidate) is None:
-            return candidate
-    raise Conflict("could not find a free user id")  # pragma: no cover
-
-
-async def _new_code(services: NodeServices, user_id: str, name: str, class_id: str) -> SignInCode:
-    code, expires = await services.store.create_login_code(
-        user_id=user_id,
-        role=Role.STUDENT.value,
-        class_id=class_id,
-        ttl_seconds=services.settings.login_code_ttl_seconds,
-    )
-    return SignInCode(user_id=user_id, name=name, code=code, code_expires_at=expires.isoformat())

@@ -35,6 +35,11 @@ class TokenService:
         self._verifying_key = verifying_key
 
     @classmethod
+    def with_secret(cls, secret: str) -> TokenService:
+        """HS256 tokens signed and checked with one shared secret."""
+        return cls("HS256", secret, secret)
+
+    @classmethod
     def from_settings(cls, settings: Settings) -> TokenService:
         """Keys from settings; blocking (it may read or create the secret file)."""
         if settings.auth_algorithm != "HS256":
@@ -49,7 +54,7 @@ class TokenService:
             secret = settings.auth_secret.get_secret_value()
         else:
             secret = _development_secret(settings.auth_secret_file)
-        return cls("HS256", secret, secret)
+        return cls.with_secret(secret)
 
     def mint(
         self,

@@ -164,7 +164,7 @@ async def _upstream(options: BenchOptions, workdir: Path) -> AsyncIterator[Targe
 
 
 def _admin_token(secret: str) -> str:
-    tokens = TokenService("HS256", secret, secret)
+    tokens = TokenService.with_secret(secret)
     return tokens.mint(
         user_id="bench-admin", role=Role.ADMIN, ttl_seconds=TOKEN_TTL_SECONDS, name="bench"
     )

@@ -79,6 +79,11 @@ class TurnLimits:
     stream_max_len: int = 4096
 
 
+def lease_key(session_id: str) -> str:
+    """The bus lease that keeps a session's turns on one node."""
+    return f"turn:{session_id}"
+
+
 #: How often a reply in flight is checkpointed to the store (text, or a heartbeat).
 CHECKPOINT_SECONDS = 1.0
 #: How often the node holding a lease looks for its release while taking it over.
@@ -204,7 +209,7 @@ class TurnRunner:
         While the bus is down, turns proceed without it (sessions keep working on
         their node); the lease only matters when one session is open on two nodes.
         """
-        key, me, ttl = f"turn:{live.id}", self._bus.node_id, self._limits.lease_seconds
+        key, me, ttl = lease_key(live.id), self._bus.node_id, self._limits.lease_seconds
         deadline = time.monotonic() + ttl
         asked = False
         try:
@@ -222,7 +227,7 @@ class TurnRunner:
 
     async def _checkpoint(self, live: LiveSession, turn: Turn, message_id: int) -> None:
         """Write the reply so far every second and keep the lease (until cancelled)."""
-        key = f"turn:{live.id}"
+        key = lease_key(live.id)
         while True:
             await asyncio.sleep(CHECKPOINT_SECONDS)
             try:
@@ -409,7 +414,7 @@ class TurnRunner:
         if stream is not None:
             await stream.close()
         with contextlib.suppress(BusUnavailable):
-            await self._bus.release_lease(f"turn:{live.id}", self._bus.node_id)
+            await self._bus.release_lease(lease_key(live.id), self._bus.node_id)
         self._feed.message(
             live.class_id,
             live.user_id,

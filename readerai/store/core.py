@@ -18,7 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from readerai.errors import Conflict
 from readerai.store.database import Database
 from readerai.store.migrate import async_url
-from readerai.store.models import Base, ProgressRow
+from readerai.store.models import Base
 from readerai.store.retry import WriteRetry
 from readerai.store.slugs import numbered_slugs
 
@@ -79,41 +79,26 @@ class SqlStoreCore:
 
 
 def upsert(
-    db: Database, model: type[Base], values: dict[str, Any], *, keys: list[str], update: list[str]
+    db: Database,
+    model: type[Base],
+    values: dict[str, Any] | None,
+    *,
+    keys: list[str],
+    update: list[str],
 ) -> Insert:
     """INSERT `values`; on a row with the same `keys`, SET the `update` columns instead.
 
     With no `update` columns, a row that exists is left alone (DO NOTHING). One
-    statement, so concurrent writers of the same key cannot both insert.
+    statement, so concurrent writers of the same key cannot both insert. With
+    `values` None the statement takes its rows as parameters (executemany).
     """
-    if db.is_postgresql:
-        pg = postgresql.insert(model).values(values)
-        if not update:
-            return pg.on_conflict_do_nothing(index_elements=keys)
-        return pg.on_conflict_do_update(
-            index_elements=keys, set_={column: pg.excluded[column] for column in update}
-        )
-    lite = sqlite.insert(model).values(values)
+    insert = postgresql.insert(model) if db.is_postgresql else sqlite.insert(model)
+    if values is not None:
+        insert = insert.values(values)
     if not update:
-        return lite.on_conflict_do_nothing(index_elements=keys)
-    return lite.on_conflict_do_update(
-        index_elements=keys, set_={column: lite.excluded[column] for column in update}
-    )
-
-
-def progress_upsert(db: Database) -> Insert:
-    """The reading-progress upsert, for executing with many rows of parameters."""
-    columns = {"position", "updated_at"}
-    if db.is_postgresql:
-        pg = postgresql.insert(ProgressRow)
-        return pg.on_conflict_do_update(
-            index_elements=["session_id", "passage_id"],
-            set_={column: pg.excluded[column] for column in columns},
-        )
-    lite = sqlite.insert(ProgressRow)
-    return lite.on_conflict_do_update(
-        index_elements=["session_id", "passage_id"],
-        set_={column: lite.excluded[column] for column in columns},
+        return insert.on_conflict_do_nothing(index_elements=keys)
+    return insert.on_conflict_do_update(
+        index_elements=keys, set_={column: insert.excluded[column] for column in update}
     )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from readerai.errors import Conflict, NotFound
 from readerai.store.base import ProgressRecord, SessionRecord
-from readerai.store.core import SqlStoreCore, check_length, progress_upsert
+from readerai.store.core import SqlStoreCore, check_length, upsert
 from readerai.store.group_commit import GroupCommit
 from readerai.store.models import (
     CLASS_ID_LENGTH,
@@ -165,7 +165,13 @@ class SessionStore(SqlStoreCore):
             {"session_id": s, "passage_id": p, "position": pos, "updated_at": now}
             for s, p, pos in batch
         ]
-        statement = progress_upsert(self._db)
+        statement = upsert(
+            self._db,
+            ProgressRow,
+            None,
+            keys=["session_id", "passage_id"],
+            update=["position", "updated_at"],
+        )
         try:
             async with self._db.transaction() as session:
                 await session.execute(statement, rows)
