@@ -18,7 +18,6 @@ import os
 import platform
 import random
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from websockets.typing import Subprotocol
 
 from readerai.auth.principal import Role
 from readerai.auth.tokens import TokenService
+from readerai.loadtest.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The token key benchmark servers run with; the clients sign in as an admin.
@@ -60,12 +60,6 @@ def machine() -> str:
         mem_kb = int(f.readline().split()[1])
     python = platform.python_version()
     return f"{cpu}, {os.cpu_count()} cores, {mem_kb / 2**20:.0f} GiB, Python {python}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(

@@ -11,14 +11,13 @@ Import the fixtures into a package's conftest: `from tests.fixtures_db import po
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator
-from typing import NoReturn
 
 import asyncpg
-import pytest
 import pytest_asyncio
+
+from tests.needs import missing
 
 POSTGRES_HOST = "127.0.0.1"
 POSTGRES_PORT = 5432
@@ -47,12 +46,6 @@ async def _admin_connection() -> asyncpg.Connection:
     )
 
 
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"PostgreSQL is required in CI: {reason}", pytrace=False)
-    pytest.skip(f"PostgreSQL not available: {reason}")
-
-
 @contextlib.asynccontextmanager
 async def fresh_postgres_database() -> AsyncIterator[str]:
     """Create a uniquely named empty database; yield its URL; drop it afterwards.
@@ -63,7 +56,7 @@ async def fresh_postgres_database() -> AsyncIterator[str]:
     try:
         admin = await _admin_connection()
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        _unavailable(f"{POSTGRES_HOST}:{POSTGRES_PORT}: {type(exc).__name__}: {exc}")
+        missing("PostgreSQL", f"{POSTGRES_HOST}:{POSTGRES_PORT}: {type(exc).__name__}: {exc}")
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:

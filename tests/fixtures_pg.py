@@ -19,14 +19,15 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
+
+from tests.fixtures_server import free_port
+from tests.needs import missing
 
 #: Users a root test run may start PostgreSQL as, the first that exists.
 UNPRIVILEGED_USERS = ("postgres", "nobody")
@@ -58,7 +59,7 @@ class PostgresServer:
             raise PostgresUnavailable(f"{' and '.join(missing)} not on PATH")
         run_as = _unprivileged_user() if os.geteuid() == 0 else None
         root = Path(tempfile.mkdtemp(prefix="readerai-pg-"))
-        server = cls(root, _free_port(), run_as)
+        server = cls(root, free_port(), run_as)
         try:
             server._sockets.mkdir()
             if run_as is not None:
@@ -133,31 +134,18 @@ def _unprivileged_user() -> str:
     raise PostgresUnavailable(f"running as root and none of {UNPRIVILEGED_USERS} exists")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"a private PostgreSQL server is required in CI: {reason}", pytrace=False)
-    pytest.skip(f"cannot start a private PostgreSQL server: {reason}")
-
-
 @pytest.fixture
 def private_postgres() -> Iterator[PostgresServer]:
     """A started PostgreSQL server that only this test uses; removed afterwards."""
     try:
         server = PostgresServer.create()
     except PostgresUnavailable as exc:
-        _unavailable(str(exc))
+        missing("a private PostgreSQL server", str(exc))
     try:
         try:
             server.start()
         except PostgresUnavailable as exc:
-            _unavailable(str(exc))
+            missing("a private PostgreSQL server", str(exc))
         yield server
     finally:
         server.destroy()

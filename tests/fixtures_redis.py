@@ -12,7 +12,6 @@ Import the fixture where it is used: `from tests.fixtures_redis import redis_ser
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -21,11 +20,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
 from tests.fixtures_server import free_port
+from tests.needs import missing
 
 READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -105,18 +104,12 @@ class RedisServer:
             return False
 
 
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"redis-server is required in CI: {reason}", pytrace=False)
-    pytest.skip(f"Redis not available: {reason}")
-
-
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A running private Redis, stopped after the test whatever happened to it."""
     binary = shutil.which("redis-server")
     if binary is None:
-        _unavailable("no redis-server on PATH")
+        missing("redis-server", "no redis-server on PATH")
     data_dir = tmp_path / "redis"
     data_dir.mkdir()
     server = RedisServer(binary, data_dir)

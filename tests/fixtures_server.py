@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from websockets.typing import Subprotocol
 
 from readerai.auth.principal import Role
 from readerai.auth.tokens import TokenService
+from readerai.loadtest.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The token key every test server is started with (tests mint their own tokens).
@@ -50,12 +50,6 @@ def auth_headers(token: str | None = None) -> dict[str, str]:
 def ws_protocols(token: str | None = None) -> list[Subprotocol]:
     """What a client offers in `Sec-WebSocket-Protocol` to sign in."""
     return [Subprotocol("readerai.v1"), Subprotocol(f"bearer.{token or mint_token()}")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

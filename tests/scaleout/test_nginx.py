@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import anyio
 import httpx
@@ -38,6 +38,7 @@ from tests.fixtures_server import (
     open_client,
     ws_protocols,
 )
+from tests.needs import missing
 from tests.scaleout.conftest import StartNodes
 
 CONFIG = ROOT / "deploy" / "nginx.conf"
@@ -118,12 +119,6 @@ def rewritten_config(text: str, upstream_ports: Sequence[int], listen_port: int)
     return text
 
 
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"nginx is required in CI: {reason}", pytrace=False)
-    pytest.skip(f"nginx not available: {reason}")
-
-
 StartNginx = Callable[[Sequence[ServerProcess]], Nginx]
 
 
@@ -135,7 +130,7 @@ def start_nginx(tmp_path: Path) -> Iterator[StartNginx]:
     """
     binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
     if binary is None:
-        _unavailable("no nginx on PATH or in /usr/sbin")
+        missing("nginx", "no nginx on PATH or in /usr/sbin")
     started: list[Nginx] = []
 
     def start(nodes: Sequence[ServerProcess]) -> Nginx:

@@ -11,13 +11,13 @@ checked with `assert_never_blocked` when they stop.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
+from tests.needs import missing
 from tests.web.browsers import CHROMIUM, CHROMIUM_ARGS
 
 
@@ -31,10 +31,7 @@ def blockbuster() -> Iterator[None]:
 def chromium() -> Path:
     """Debian's Chromium; skipped without it, except on CI, where it must be there."""
     if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: apt-get install -y chromium"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing("Chromium", f"{CHROMIUM} is missing: apt-get install -y chromium")
     return CHROMIUM
 
 
