@@ -122,7 +122,7 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
         if token is None:
             token = await _first_frame_token(websocket)
         principal = services.tokens.verify(token)
-        await services.access.session(principal, session_id)
+        record = await services.access.session(principal, session_id)
     except (Unauthenticated, Forbidden, NotFound) as exc:
         log.info("connection.refused", session_id=session_id, code=exc.code)
         await websocket.close(close_code_for(exc), exc.message[:120])
@@ -134,7 +134,7 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
         services.connection_limits,
     )
     del offered, token, principal  # nothing of the handshake is kept for the connection
-    await actor.run(last_seq)
+    await actor.run(last_seq, record)
 
 
 async def _first_frame_token(websocket: WebSocket) -> str:

@@ -60,7 +60,7 @@ from readerai.session.outbound import OutboundQueue
 from readerai.session.ratelimit import TokenBucket
 from readerai.session.runner import TurnRunner
 from readerai.session.voice_input import VoiceInput
-from readerai.store import Store
+from readerai.store import SessionRecord, Store
 from readerai.voice.base import (
     INPUT_FORMAT,
     INPUT_SAMPLE_RATE,
@@ -173,7 +173,7 @@ class ConnectionActor:
 
     # -- lifetime -----------------------------------------------------------------
 
-    async def run(self, last_seq: int | None) -> None:
+    async def run(self, last_seq: int | None, record: SessionRecord | None = None) -> None:
         """Serve until the client leaves or is closed; returns after the close.
 
         The reader runs in the calling task and the writer in one task of its own;
@@ -185,7 +185,7 @@ class ConnectionActor:
         loop = asyncio.get_running_loop()
         try:
             try:
-                live = await self._services.hub.attach(self.session_id, self, last_seq)
+                live = await self._services.hub.attach(self.session_id, self, last_seq, record)
             except NotFound as exc:
                 self._close = (CloseCode.SESSION_NOT_FOUND, exc.message)
                 return

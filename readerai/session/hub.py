@@ -35,7 +35,7 @@ from readerai.session.remote import RemoteFollower, RemoteReply, load_remote_rep
 from readerai.session.router import SessionRouter
 from readerai.session.turn import Turn
 from readerai.session.views import message_view
-from readerai.store import MessageRecord, Store
+from readerai.store import MessageRecord, SessionRecord, Store
 from readerai.supervisor import TaskSupervisor
 
 #: Earlier turns an engine sees (student and tutor messages).
@@ -82,14 +82,21 @@ class SessionHub:
         return self._live.get(session_id)
 
     async def attach(
-        self, session_id: str, subscriber: Subscriber, last_seq: int | None
+        self,
+        session_id: str,
+        subscriber: Subscriber,
+        last_seq: int | None,
+        record: SessionRecord | None = None,
     ) -> LiveSession:
         """Subscribe `subscriber`, having queued `SESSION_RESTORED` (and any deltas after
-        `last_seq` of the reply in flight) as its first events. NotFound if no session."""
+        `last_seq` of the reply in flight) as its first events. NotFound if no session.
+
+        `record`: the session as the caller just read it (the access check), so the
+        store is not asked again when the session is not live here yet."""
         leaving = self._leaving.get(session_id)
         if leaving is not None:
             await asyncio.wait({leaving})
-        live = await self._live_session(session_id)
+        live = await self._live_session(session_id, record)
         live.attaching += 1
         try:
             async with live.state_lock:
@@ -236,11 +243,12 @@ class SessionHub:
     def live_ids(self) -> list[str]:
         return list(self._live)
 
-    async def _live_session(self, session_id: str) -> LiveSession:
+    async def _live_session(self, session_id: str, record: SessionRecord | None) -> LiveSession:
         live = self._live.get(session_id)
         if live is not None:
             return live
-        record = await self._store.get_session(session_id)
+        if record is None or record.id != session_id:
+            record = await self._store.get_session(session_id)
         if record is None:
             raise NotFound(f"no session {session_id[:64]!r}")
         live = self._live.get(session_id)  # another connection may have created it meanwhile
