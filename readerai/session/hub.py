@@ -30,7 +30,7 @@ from readerai.protocol import (
 )
 from readerai.session.feed import ClassFeed
 from readerai.session.live import LiveSession, Subscriber
-from readerai.session.progress import ProgressBuffer
+from readerai.session.progress import ProgressWriter
 from readerai.session.remote import RemoteFollower, RemoteReply, load_remote_reply
 from readerai.session.router import SessionRouter
 from readerai.session.turn import Turn
@@ -65,7 +65,11 @@ class SessionHub:
         self._follower = RemoteFollower(router.bus, store, lease_seconds)
         self.feed = feed or ClassFeed()
         self._history_limit = history_limit
-        self._progress_interval = progress_interval
+        self.progress = ProgressWriter(
+            store,
+            progress_interval,
+            lambda coro: supervisor.start(coro, name="progress.flush"),
+        )
         self._lease = lease_seconds
         self._stream_max_len = stream_max_len
         self._live: dict[str, LiveSession] = {}
@@ -253,18 +257,10 @@ class SessionHub:
             raise NotFound(f"no session {session_id[:64]!r}")
         live = self._live.get(session_id)  # another connection may have created it meanwhile
         if live is None:
-            progress = ProgressBuffer(
-                self._store,
-                session_id,
-                self._progress_interval,
-                lambda coro: self._supervisor.start(
-                    coro, name="progress.flush", session_id=session_id
-                ),
-            )
             live = LiveSession(
                 session_id,
                 record.passage_id,
-                progress,
+                self.progress.session(session_id),
                 ENGINE_HISTORY_MESSAGES,
                 class_id=record.class_id,
                 user_id=record.user_id,
@@ -305,8 +301,7 @@ class SessionHub:
 
     async def flush_all(self) -> None:
         """Write every live session's pending progress (on shutdown)."""
-        for live in list(self._live.values()):
-            await live.progress.flush()
+        await self.progress.flush()
         if self._leaving:
             await asyncio.wait(set(self._leaving.values()))
 

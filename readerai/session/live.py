@@ -22,7 +22,7 @@ from typing import Protocol
 
 from readerai.engines.base import ChatTurn
 from readerai.protocol import ReplyAudio, ReplyStatus, ResponseDelta, ServerEvent
-from readerai.session.progress import ProgressBuffer
+from readerai.session.progress import SessionProgress
 from readerai.session.remote import RemoteReply
 from readerai.session.spoken import SpokenTimeline
 from readerai.session.turn import Turn
@@ -59,7 +59,7 @@ class LiveSession:
         self,
         session_id: str,
         passage_id: str | None,
-        progress: ProgressBuffer,
+        progress: SessionProgress,
         history: int,
         class_id: str | None = None,
         user_id: str | None = None,

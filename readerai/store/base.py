@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -230,6 +231,11 @@ class Store(Protocol):
 
     async def save_progress(self, session_id: str, passage_id: str, position: int) -> None:
         """Upsert the latest position for (session, passage)."""
+
+    async def save_progress_many(
+        self, positions: Sequence[tuple[str, str, int]]
+    ) -> list[Exception | None]:
+        """Upsert many (session, passage, position) rows; per row, None or its error."""
 
     async def get_progress(self, session_id: str) -> list[ProgressRecord]: ...
 

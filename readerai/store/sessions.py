@@ -7,6 +7,7 @@ foreign key: a session may predate accounts, or outlive what it points at.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import case, func, select, update
@@ -30,6 +31,8 @@ from readerai.store.retry import retried_write
 
 #: The role of a student's message (the other is "tutor").
 STUDENT_ROLE = "student"
+#: Rows per transaction when many sessions' positions are written at once.
+PROGRESS_CHUNK = 500
 
 
 class SessionStore(SqlStoreCore):
@@ -156,6 +159,23 @@ class SessionStore(SqlStoreCore):
         check_length("passage id", passage_id, PASSAGE_ID_LENGTH)
         await self._progress_writes.submit((session_id, passage_id, position))
 
+    async def save_progress_many(
+        self, positions: Sequence[tuple[str, str, int]]
+    ) -> list[Exception | None]:
+        """Upsert many (session, passage, position) rows; per row, None or its error.
+
+        For a node writing every session's coalesced positions at once: chunks of
+        `PROGRESS_CHUNK` rows, one transaction each, so no batch holds the database
+        (or, on SQLite, the driver's thread) for long.
+        """
+        outcomes: list[Exception | None] = []
+        for start in range(0, len(positions), PROGRESS_CHUNK):
+            chunk = list(positions[start : start + PROGRESS_CHUNK])
+            for _, passage_id, _ in chunk:
+                check_length("passage id", passage_id, PASSAGE_ID_LENGTH)
+            outcomes += await self._upsert_progress(chunk)
+        return outcomes
+
     @retried_write
     async def _upsert_progress(self, batch: list[tuple[str, str, int]]) -> list[Exception | None]:
         """Write a batch of positions in one transaction (see `GroupCommit`); if a
@@ -173,8 +193,8 @@ class SessionStore(SqlStoreCore):
             update=["position", "updated_at"],
         )
         try:
-            async with self._db.transaction() as session:
-                await session.execute(statement, rows)
+            async with self._db.connection() as connection:
+                await connection.execute(statement, rows)
             return [None] * len(batch)
         except IntegrityError:
             pass
