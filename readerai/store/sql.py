@@ -37,6 +37,7 @@ from readerai.store.database import is_unavailable
 from readerai.store.group_commit import GroupCommit
 from readerai.store.jobs import JobStore
 from readerai.store.login_codes import LoginCodeStore
+from readerai.store.message_updates import MessageUpdate, apply_message_updates
 from readerai.store.migrate import upgrade_database
 from readerai.store.models import MessageRow, SessionRow, utc_now
 from readerai.store.passages import PassageStore
@@ -70,6 +71,7 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
         self._message_writes: GroupCommit[MessageRecord, MessageRecord] = GroupCommit(
             self._insert_messages
         )
+        self._message_updates: GroupCommit[MessageUpdate, bool] = GroupCommit(self._update_messages)
         self._progress_writes = GroupCommit(self._upsert_progress)
 
     # ------------------------------------------------------------------ lifecycle
@@ -88,6 +90,7 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
     async def close(self) -> None:
         """Close every pooled connection (a later call reconnects)."""
         await self._message_writes.drain()
+        await self._message_updates.drain()
         await self._progress_writes.drain()
         await self._db.dispose()
 
@@ -183,7 +186,6 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
             for m in batch
         ]
 
-    @retried_write
     async def update_message(
         self,
         message_id: int,
@@ -192,21 +194,12 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
         status: ReplyStatus,
         citations: list[int] | None = None,
     ) -> None:
-        """Replace a message's text, status and citations; NotFound if there is none."""
-        statement = (
-            update(MessageRow)
-            .where(MessageRow.id == message_id)
-            .values(
-                text=text,
-                status=status.value,
-                citations=list(citations or []),
-                updated_at=utc_now(),
-            )
-            .returning(MessageRow.id)
-        )
-        async with self._db.connection() as connection:
-            if (await connection.execute(statement)).scalar_one_or_none() is None:
-                raise NotFound(f"message {message_id} does not exist")
+        """Replace a message's text, status and citations; NotFound if there is none.
+
+        Group-committed with other updates (see `readerai.store.message_updates`)."""
+        update = MessageUpdate(message_id, text, status, tuple(citations or ()))
+        if not await self._message_updates.submit(update):
+            raise NotFound(f"message {message_id} does not exist")
 
     async def get_message(self, message_id: int) -> MessageRecord | None:
         """The message with this id, or None."""
@@ -214,21 +207,20 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
             row = await session.get(MessageRow, message_id)
             return None if row is None else row.to_record()
 
-    @retried_write
     async def checkpoint_message(self, message_id: int, *, text: str) -> bool:
         """Save the text of a reply still `in_progress` and renew its lease.
 
         False (nothing written) once the reply has ended or been interrupted, or if
         there is no such message: the caller's node no longer owns it.
         """
-        statement = (
-            update(MessageRow)
-            .where(MessageRow.id == message_id, MessageRow.status == ReplyStatus.IN_PROGRESS.value)
-            .values(text=text, updated_at=utc_now())
-            .returning(MessageRow.id)
-        )
+        return await self._message_updates.submit(MessageUpdate(message_id, text))
+
+    @retried_write
+    async def _update_messages(self, batch: list[MessageUpdate]) -> list[bool | Exception]:
+        """Write a batch of message updates in one transaction (see `GroupCommit`)."""
         async with self._db.connection() as connection:
-            return (await connection.execute(statement)).scalar_one_or_none() is not None
+            written = await apply_message_updates(connection, batch, utc_now())
+        return list(written)
 
     @retried_write
     async def interrupt_stale_replies(self, session_id: str, *, older_than: datetime) -> int:
