@@ -125,36 +125,46 @@ class TurnRunner:
         """Store `question`, acknowledge it and start its reply; cancels any reply first."""
         async with live.turn_lock:
             await self._cancel_locked(live, None)
-            turn_id = uuid.uuid4().hex
+            turn = Turn(id=uuid.uuid4().hex, question=question)
             await self._take_lease(live)
-            # The question and its reply's `in_progress` row in one write: from the
-            # acknowledgement on, a node's death leaves both behind.
-            _, reply = await self._store.add_messages(
-                [
-                    NewMessage(live.id, turn_id, "student", question, ReplyStatus.COMPLETED),
-                    NewMessage(live.id, turn_id, "tutor", "", ReplyStatus.IN_PROGRESS),
-                ]
-            )
-            turn = Turn(id=turn_id, question=question, message_id=reply.id)
-            live.turn = turn
-            live.publish(
-                InterruptionAcknowledged(turn_id=turn_id, timestamp=datetime.now(UTC).isoformat())
-            )
-            self._metrics.ack_seconds.observe(time.perf_counter() - received_at)
-            self._feed.message(
-                live.class_id,
-                live.user_id,
-                live.id,
-                turnId=turn_id,
-                role="student",
-                text=question,
-                status=ReplyStatus.COMPLETED.value,
-            )
+            # The reply starts while the question is stored: an upstream's first
+            # token takes longer than the write. Its events wait at the turn's gate
+            # until the acknowledgement is out.
             turn.task = self._supervisor.start(
                 self._run(live, turn, received_at),
                 name="turn",
                 session_id=live.id,
-                turn_id=turn_id,
+                turn_id=turn.id,
+            )
+            try:
+                # The question and its reply's `in_progress` row in one write: from
+                # the acknowledgement on, a node's death leaves both behind.
+                _, reply = await self._store.add_messages(
+                    [
+                        NewMessage(live.id, turn.id, "student", question, ReplyStatus.COMPLETED),
+                        NewMessage(live.id, turn.id, "tutor", "", ReplyStatus.IN_PROGRESS),
+                    ]
+                )
+            except BaseException:
+                turn.gate.abandon()
+                turn.task.cancel()
+                await asyncio.wait({turn.task})
+                raise
+            turn.message_id = reply.id
+            live.turn = turn
+            live.publish(
+                InterruptionAcknowledged(turn_id=turn.id, timestamp=datetime.now(UTC).isoformat())
+            )
+            self._metrics.ack_seconds.observe(time.perf_counter() - received_at)
+            turn.gate.open()
+            self._feed.message(
+                live.class_id,
+                live.user_id,
+                live.id,
+                turnId=turn.id,
+                role="student",
+                text=question,
+                status=ReplyStatus.COMPLETED.value,
             )
             return turn
 
@@ -225,9 +235,13 @@ class TurnRunner:
         except BusUnavailable:
             log.info("turn.lease_skipped", session_id=live.id, reason="bus unavailable")
 
-    async def _checkpoint(self, live: LiveSession, turn: Turn, message_id: int) -> None:
+    async def _checkpoint(self, live: LiveSession, turn: Turn) -> None:
         """Write the reply so far every second and keep the lease (until cancelled)."""
         key = lease_key(live.id)
+        if not await turn.gate.stored():
+            return
+        message_id = turn.message_id
+        assert message_id is not None  # set before the gate opens
         while True:
             await asyncio.sleep(CHECKPOINT_SECONDS)
             try:
@@ -268,36 +282,41 @@ class TurnRunner:
             else None
         )
 
-        def emit(event: ServerEvent) -> None:
+        def publish_and_stream(event: ServerEvent) -> None:
             live.publish(event)
             if stream is not None:
                 stream.feed(event)
+
+        def emit(event: ServerEvent) -> None:
+            turn.gate.send(publish_and_stream, event)
+
+        def publish(event: ServerEvent) -> None:
+            turn.gate.send(live.publish, event)
 
         speaker: TurnSpeaker | None = None
         speaking: asyncio.Task[None] | None = None
         checkpoints: asyncio.Task[None] | None = None
         if live.audio_out and self._tts is not None:
-            speaker = TurnSpeaker(self._tts, live.voice, turn, live.publish)
+            speaker = TurnSpeaker(self._tts, live.voice, turn, publish)
             turn.timeline = speaker.timeline
             speaking = self._supervisor.start(
                 speaker.run(), name="turn.speaker", session_id=live.id, turn_id=turn.id
             )
         try:
-            if turn.message_id is not None:
-                checkpoints = self._supervisor.start(
-                    self._checkpoint(live, turn, turn.message_id),
-                    name="turn.checkpoint",
-                    session_id=live.id,
-                    turn_id=turn.id,
-                )
+            checkpoints = self._supervisor.start(
+                self._checkpoint(live, turn),
+                name="turn.checkpoint",
+                session_id=live.id,
+                turn_id=turn.id,
+            )
             request = await self._request(live, turn)
             async with asyncio.timeout(self._limits.engine_timeout):
                 async with (
                     self._limiter.slot(
-                        lambda n: live.publish(ResponseQueued(turn_id=turn.id, position=n))
+                        lambda n: publish(ResponseQueued(turn_id=turn.id, position=n))
                     ),
                     self._cluster.slot(
-                        lambda: live.publish(ResponseQueued(turn_id=turn.id, position=1))
+                        lambda: publish(ResponseQueued(turn_id=turn.id, position=1))
                     ),
                 ):
                     emit(ResponseStarted(turn_id=turn.id))
@@ -369,6 +388,12 @@ class TurnRunner:
         emit: Callable[[ServerEvent], None],
         stream: ReplyStream | None,
     ) -> None:
+        if not await turn.gate.stored():
+            # The question was never stored nor acknowledged: nothing to store or send.
+            with contextlib.suppress(BusUnavailable):
+                await self._bus.release_lease(lease_key(live.id), self._bus.node_id)
+            live.release_if_idle()
+            return
         text = turn.finish(status)
         turn.citations = cite(text, request.context) if text else []
         error = turn.error

@@ -11,16 +11,62 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from readerai.errors import ReaderAIError
-from readerai.protocol import InflightView, ReplyStatus, ResponseDelta
+from readerai.protocol import InflightView, ReplyStatus, ResponseDelta, ServerEvent
 from readerai.session.spoken import SpokenTimeline
 
 
 class IllegalTransition(RuntimeError):
     """A turn was asked to end twice or to grow after it ended."""
+
+
+Sink = Callable[[ServerEvent], None]
+
+
+class AckGate:
+    """Holds a turn's events until its question is stored and acknowledged.
+
+    A reply starts while its question is still being written (an upstream takes
+    longer to its first token than the store takes to write), but nothing of it may
+    reach a client before `INTERRUPTION_ACKNOWLEDGED`: events sent earlier wait
+    here, in order, and go out when the gate opens. If the question could not be
+    stored the gate is abandoned and they are dropped.
+    """
+
+    def __init__(self) -> None:
+        self._held: list[tuple[Sink, ServerEvent]] | None = []
+        self._stored: bool | None = None
+        self._decided = asyncio.Event()
+
+    def send(self, sink: Sink, event: ServerEvent) -> None:
+        if self._held is None:
+            if self._stored:
+                sink(event)
+        else:
+            self._held.append((sink, event))
+
+    def open(self) -> None:
+        """The question is stored and acknowledged: send what waited, then pass through."""
+        held, self._held = self._held or [], None
+        self._stored = True
+        self._decided.set()
+        for sink, event in held:
+            sink(event)
+
+    def abandon(self) -> None:
+        """The question was not stored: drop what waited and whatever comes."""
+        self._held = None
+        self._stored = False
+        self._decided.set()
+
+    async def stored(self) -> bool:
+        """Wait until the gate opens (True) or is abandoned (False)."""
+        await self._decided.wait()
+        return bool(self._stored)
 
 
 @dataclass(eq=False)
@@ -45,6 +91,7 @@ class Turn:
     first_delta_at: float | None = None
     #: The reply's row in the store, written while it streams (None until stored).
     message_id: int | None = None
+    gate: AckGate = field(default_factory=AckGate)
 
     @property
     def seq(self) -> int:
