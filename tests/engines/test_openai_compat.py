@@ -251,3 +251,54 @@ def test_factory_builds_it_from_settings_and_keeps_the_key_out_of_its_repr() -> 
     assert isinstance(engine, OpenAIEngine)
     assert engine.name == "openai"
     assert KEY not in repr(engine)
+
+
+def _sse_peer(
+    events: list[bytes],
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A peer answering with these server-sent events (`data:` payloads; a payload
+    starting with a colon is sent as it is, an SSE comment line)."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = b"".join(
+            (event if event.startswith(b":") else b"data: " + event) + b"\n\n" for event in events
+        )
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+
+    return answer
+
+
+def _chunk(text: str) -> bytes:
+    return b'{"choices": [{"index": 0, "delta": {"content": "%s"}}]}' % text.encode()
+
+
+async def test_stream_reads_the_deltas_of_each_event_until_done() -> None:
+    events = [b'{"choices": [{"delta": {"role": "assistant"}}]}', _chunk("The kite "), b": ping"]
+    events += [_chunk("was blue."), b"[DONE]", _chunk("after the end")]
+    async with fake_peer(_sse_peer(events)) as url:
+        engine = OpenAIEngine(url, KEY, "any", timeout=5)
+        await engine.start()
+        assert await collect(engine, COLOR) == "The kite was blue."
+        await engine.close()
+
+
+@pytest.mark.parametrize(
+    ("event", "says"),
+    [
+        (b'{"error": {"message": "model overloaded"}}', "reported an error mid-reply"),
+        (b"{not json", "malformed event"),
+        (b"[1, 2]", "malformed event"),
+    ],
+)
+async def test_a_broken_event_mid_stream_is_an_engine_error(event: bytes, says: str) -> None:
+    async with fake_peer(_sse_peer([_chunk("The kite "), event])) as url:
+        engine = OpenAIEngine(url, KEY, "any", timeout=5)
+        await engine.start()
+        with pytest.raises(EngineError, match=says):
+            await collect(engine, COLOR)
+        await engine.close()
