@@ -54,12 +54,23 @@ def _figures() -> dict[str, Callable[[PhaseResult], float | None]]:
     def cpu_run(phase: PhaseResult) -> float | None:
         return phase.server.cpu_percent_run if phase.server else None
 
+    def per_cpu_second(count: str) -> Callable[[PhaseResult], float | None]:
+        # Capacity when the clients share the cores: events handled per second of
+        # server CPU (both servers carry the same offered rate in a run).
+        def get(phase: PhaseResult) -> float | None:
+            rate, cpu = phase.throughput.get(count), cpu_run(phase)
+            return rate / (cpu / 100) if rate and cpu else None
+
+        return get
+
     return {
         "ack p50 (s)": summary("ack", "p50"),
         "ack p99 (s)": summary("ack", "p99"),
         "acknowledged per second": lambda phase: phase.throughput.get("acknowledged"),
+        "acknowledged per CPU-second": per_cpu_second("acknowledged"),
         "progress round trip p50 (s)": summary("progress_rtt", "p50"),
         "progress round trip p99 (s)": summary("progress_rtt", "p99"),
+        "progress per CPU-second": per_cpu_second("progress_sent"),
         "connect p50 (s)": summary("connect", "p50"),
         "connect p99 (s)": summary("connect", "p99"),
         "RSS per session (bytes)": rss_per_session,
