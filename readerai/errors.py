@@ -29,10 +29,11 @@ logs) and an HTTP status. Errors that end a WebSocket map to a close code throug
 
 WebSocket close codes (documented in docs/protocol.md):
 
-    1000 normal          1008 rate limit persisted     1009 frame too large
-    1011 internal error  1012 server restarting        4404 session not found
+    1000 normal                 1007 text frame not UTF-8 (sent by uvicorn)
+    1008 rate limit persisted   1009 frame too large     1011 internal error
+    1012 server restarting      4000 idle timeout        4401 not signed in
+    4403 not allowed            4404 session not found
     4008 client not reading (outbound queue full or send timed out)
-    4000 idle timeout    4401 not signed in    4403 not allowed
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class CloseCode(IntEnum):
     """WebSocket close codes ReaderAI uses; part of the public API."""
 
     NORMAL = 1000
+    #: A text frame that is not UTF-8; uvicorn closes with it before the app sees it.
+    INVALID_DATA = 1007
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011

@@ -21,6 +21,20 @@ class _RecordQueueHandler(logging.handlers.QueueHandler):
         return record
 
 
+class _ClientFaultFilter(logging.Filter):
+    """uvicorn logs a client's non-UTF-8 text frame as an error with a traceback; it is
+    the client's fault (closed with 1007), so it becomes one info line, no traceback:
+    otherwise any client could write tracebacks into the log, one per connection."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.error" and record.getMessage().startswith("Invalid UTF-8"):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text = None, None
+            record.msg, record.args = "websocket.invalid_utf8 (closed with 1007)", ()
+            return logging.getLogger().isEnabledFor(logging.INFO)
+        return True
+
+
 def configure_logging(level: str, fmt: str) -> logging.handlers.QueueListener:
     """Route structlog and the stdlib loggers (uvicorn's) through one renderer.
 
@@ -58,7 +72,9 @@ def configure_logging(level: str, fmt: str) -> logging.handlers.QueueListener:
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(records, stream, respect_handler_level=False)
     root = logging.getLogger()
-    root.handlers[:] = [_RecordQueueHandler(records)]
+    handler = _RecordQueueHandler(records)
+    handler.addFilter(_ClientFaultFilter())
+    root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []

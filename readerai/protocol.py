@@ -319,18 +319,26 @@ SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
 _SERVER_EVENTS_BY_TYPE: dict[str, type[ServerEvent]] = {cls.TYPE: cls for cls in SERVER_EVENTS}
 
 
+#: Most characters of a client-chosen name (a type, a field) an error message repeats.
+#: Errors wait in the client's bounded outbound queue: were they to echo what the
+#: client sent, a client sending 64 KiB field names and not reading would make the
+#: server hold hundreds of such copies before the queue limit closes it.
+_ECHOED_CHARS = 40
+
+
 def parse_client_event(frame: str | bytes, *, max_question_chars: int) -> ClientEvent:
     """Parse one text frame into a client event, or raise a ``ProtocolError``."""
     try:
         raw: Any = pydantic_core.from_json(frame)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
+        # TypeError: a `str` holding lone surrogates, which is not valid Unicode text.
         raise InvalidJSON("frame is not valid JSON") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         raise InvalidPayload('frame must be an object {"type": "...", "payload": {...}}')
     event_type: str = raw["type"]
     cls = CLIENT_EVENTS.get(event_type)
     if cls is None:
-        raise UnknownEventType(f"unknown event type {event_type[:40]!r}")
+        raise UnknownEventType(f"unknown event type {event_type[:_ECHOED_CHARS]!r}")
     payload = raw.get("payload", {})
     try:
         event = cls.model_validate(payload)
@@ -349,7 +357,7 @@ def parse_client_event(frame: str | bytes, *, max_question_chars: int) -> Client
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors(include_url=False)[:3]:
-        where = ".".join(str(p) for p in err["loc"]) or "payload"
+        where = ".".join(str(p)[:_ECHOED_CHARS] for p in err["loc"]) or "payload"
         parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)
 
@@ -438,6 +446,7 @@ def protocol_markdown() -> str:
         "| code | meaning |",
         "| --- | --- |",
         "| 1000 | normal close |",
+        "| 1007 | a text frame was not valid UTF-8 |",
         "| 1008 | the client kept sending over the rate limit |",
         "| 1009 | a frame was larger than `READERAI_MAX_FRAME_BYTES` |",
         "| 1011 | internal error |",

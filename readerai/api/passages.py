@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Response, status
 
 from readerai.api.deps import PrincipalDep, ServicesDep, TeacherDep
 from readerai.api.schemas import (
+    MAX_STORED_INT,
     ErrorResponse,
     PassageAccepted,
     PassageIn,
@@ -94,7 +95,10 @@ async def add_passage(body: PassageIn, services: ServicesDep, _: TeacherDep) -> 
 )
 async def get_narration(
     passage_id: str,
-    index: Annotated[int, Path(ge=0, description="The sentence's index in `sentences`.")],
+    index: Annotated[
+        int,
+        Path(ge=0, le=MAX_STORED_INT, description="The sentence's index in `sentences`."),
+    ],
     services: ServicesDep,
     _: PrincipalDep,
 ) -> Response:

@@ -6,8 +6,10 @@ to every log line of the request and echoed in the response and in error bodies.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
@@ -16,12 +18,21 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from readerai.api.schemas import ErrorResponse
 from readerai.errors import ReaderAIError
 
 log = structlog.get_logger(__name__)
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+#: Codes of the errors FastAPI and Starlette raise themselves. Their 400 means the
+#: body could not be read as JSON at all (not UTF-8, say); JSON that does not fit
+#: the schema is a 422 `invalid_payload`.
+_HTTP_CODES = {
+    400: "invalid_json",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+}
 
 
 class RequestIdMiddleware:
@@ -78,3 +89,42 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
+    _document_error_bodies(app)
+
+
+_REF = "#/components/schemas/{model}"
+
+
+def _document_error_bodies(app: FastAPI) -> None:
+    """Make the OpenAPI schema show the 422 body that `validation_error` sends.
+
+    FastAPI documents every 422 as its own `HTTPValidationError` (`{"detail": [...]}`);
+    ours is the error body of every other status. FastAPI builds the schema once, on
+    the first request for it, after every route is in.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()  # cached by FastAPI as `app.openapi_schema`: changed in place
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                _replace_422(operation.get("responses", {}).get("422", {}))
+        models = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "ErrorResponse" not in models:
+            error = ErrorResponse.model_json_schema(ref_template=_REF)
+            models.update(error.pop("$defs"), ErrorResponse=error)
+        for model in ("HTTPValidationError", "ValidationError"):  # the first uses the second
+            if _REF.format(model=model) not in json.dumps(schema):
+                models.pop(model, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _replace_422(response: dict[str, Any]) -> None:
+    body = response.get("content", {}).get("application/json", {})
+    if body.get("schema") == {"$ref": _REF.format(model="HTTPValidationError")}:
+        response["description"] = "The request does not fit the schema (`invalid_payload`)."
+        body["schema"] = {"$ref": _REF.format(model="ErrorResponse")}

@@ -9,6 +9,10 @@ from pydantic.alias_generators import to_camel
 
 from readerai.protocol import MessageView, ProgressView
 
+#: The largest integer every store takes in an integer column (PostgreSQL `INTEGER`):
+#: no row id or sentence index is bigger, and a bigger one must not reach the store.
+MAX_STORED_INT = 2**31 - 1
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
@@ -72,7 +76,10 @@ class SessionIn(_Body):
         description="The class the student is in; class broadcasts reach the session.",
     )
     user_id: str | None = Field(
-        None, max_length=64, description="Teachers and admins: the student it is for."
+        None,
+        min_length=1,
+        max_length=64,
+        description="Teachers and admins: the student it is for.",
     )
 
 

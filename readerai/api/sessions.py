@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, status
 
 from readerai.api.deps import PrincipalDep, ServicesDep, TeacherDep
 from readerai.api.schemas import (
+    MAX_STORED_INT,
     ErrorResponse,
     MessagePage,
     NoticeOut,
@@ -132,7 +133,9 @@ async def list_messages(
     session_id: str,
     services: ServicesDep,
     principal: PrincipalDep,
-    before: Annotated[int | None, Query(ge=1, description="Messages with a smaller id.")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_STORED_INT, description="Messages with a smaller id.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> MessagePage:
     """Older history, a page at a time, oldest first."""

@@ -1,0 +1,49 @@
+"""The work a node holds open, as its `/metrics` gauges show it.
+
+There is no gauge of the task supervisor's tasks; these stand for them. Each task
+a connection or a turn starts is owned by something these count: the connection
+(`readerai_connections`), the live session, which the hub keeps while a connection
+is attached or a reply is in flight (`readerai_live_sessions`), or an engine call
+(`readerai_engine_active`, `readerai_engine_waiting`).
+"""
+
+from __future__ import annotations
+
+import re
+
+import anyio
+import httpx
+
+from tests.fixtures_server import ServerProcess
+
+WORK_GAUGES = (
+    "readerai_connections",
+    "readerai_live_sessions",
+    "readerai_engine_active",
+    "readerai_engine_waiting",
+)
+#: How long open work may take to settle: a reply left running by a closed
+#: connection finishes and is stored first (a few seconds on the test engine).
+SETTLE_SECONDS = 20.0
+
+
+async def read_work(server: ServerProcess) -> dict[str, float]:
+    """The work gauges of `server`, by name."""
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        text = (await http.get("/metrics")).raise_for_status().text
+    values = {}
+    for name in WORK_GAUGES:
+        found = re.search(rf"^{name} (\S+)$", text, re.M)
+        assert found is not None, f"/metrics has no {name}"
+        values[name] = float(found[1])
+    return values
+
+
+async def settled_work(
+    server: ServerProcess, baseline: dict[str, float], within: float = SETTLE_SECONDS
+) -> dict[str, float]:
+    """The gauges once they are back at `baseline`, or as they are after `within` s."""
+    with anyio.move_on_after(within):
+        while (gauges := await read_work(server)) != baseline:  # noqa: ASYNC110 - remote
+            await anyio.sleep(0.1)
+    return gauges
