@@ -253,7 +253,11 @@ class Settings(BaseSettings):
         20, ge=1, description="Messages over the limit before the connection is closed (1008)."
     )
     ws_ping_interval: float = Field(
-        20.0, gt=0, description="Seconds between WebSocket pings to each client."
+        30.0,
+        gt=0,
+        description="Seconds between WebSocket pings to each client (each costs a write and "
+        "a read: at 10,000 clients, 20 s is 5 % of a core idle, 30 s 3 %; keep it under "
+        "your proxies' idle timeout).",
     )
     ws_ping_timeout: float = Field(
         20.0, gt=0, description="A client that does not answer a ping in this time is dropped."
