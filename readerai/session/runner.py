@@ -54,6 +54,7 @@ from readerai.protocol import (
     ServerEvent,
 )
 from readerai.session.catalog import PassageCatalog
+from readerai.session.checkpoints import ReplyCheckpoints
 from readerai.session.feed import ClassFeed
 from readerai.session.live import LiveSession, SpokenReply
 from readerai.session.replystream import ReplyStream
@@ -84,8 +85,6 @@ def lease_key(session_id: str) -> str:
     return f"turn:{session_id}"
 
 
-#: How often a reply in flight is checkpointed to the store (text, or a heartbeat).
-CHECKPOINT_SECONDS = 1.0
 #: How often the node holding a lease looks for its release while taking it over.
 LEASE_POLL_SECONDS = 0.05
 
@@ -120,6 +119,13 @@ class TurnRunner:
         self._metrics = metrics
         self._limits = limits
         self._tts = tts
+        self._checkpoints = ReplyCheckpoints(
+            store,
+            self._bus,
+            lease_key,
+            limits.lease_seconds,
+            lambda coro: supervisor.start(coro, name="turn.checkpoints"),
+        )
 
     async def ask(self, live: LiveSession, question: str, received_at: float) -> Turn:
         """Store `question`, acknowledge it and start its reply; cancels any reply first."""
@@ -235,23 +241,6 @@ class TurnRunner:
         except BusUnavailable:
             log.info("turn.lease_skipped", session_id=live.id, reason="bus unavailable")
 
-    async def _checkpoint(self, live: LiveSession, turn: Turn) -> None:
-        """Write the reply so far every second and keep the lease (until cancelled)."""
-        key = lease_key(live.id)
-        if not await turn.gate.stored():
-            return
-        message_id = turn.message_id
-        assert message_id is not None  # set before the gate opens
-        while True:
-            await asyncio.sleep(CHECKPOINT_SECONDS)
-            try:
-                # Written even when unchanged: the write is the reply's heartbeat.
-                await self._store.checkpoint_message(message_id, text=turn.text)
-            except ReaderAIError as exc:
-                log.warning("turn.checkpoint_failed", session_id=live.id, error=exc.code)
-            with contextlib.suppress(BusUnavailable):
-                await self._bus.renew_lease(key, self._bus.node_id, self._limits.lease_seconds)
-
     async def playback_stopped(self, live: LiveSession, turn_id: str, played_ms: float) -> None:
         """The client stopped playing `turn_id`'s audio at `played_ms`: cut the stored
         reply to what the student heard (the reply becomes `cancelled`)."""
@@ -295,7 +284,6 @@ class TurnRunner:
 
         speaker: TurnSpeaker | None = None
         speaking: asyncio.Task[None] | None = None
-        checkpoints: asyncio.Task[None] | None = None
         if live.audio_out and self._tts is not None:
             speaker = TurnSpeaker(self._tts, live.voice, turn, publish)
             turn.timeline = speaker.timeline
@@ -303,12 +291,7 @@ class TurnRunner:
                 speaker.run(), name="turn.speaker", session_id=live.id, turn_id=turn.id
             )
         try:
-            checkpoints = self._supervisor.start(
-                self._checkpoint(live, turn),
-                name="turn.checkpoint",
-                session_id=live.id,
-                turn_id=turn.id,
-            )
+            self._checkpoints.add(live, turn)
             request = await self._request(live, turn)
             async with asyncio.timeout(self._limits.engine_timeout):
                 async with (
@@ -351,8 +334,7 @@ class TurnRunner:
         finally:
             if speaking is not None and not speaking.done():
                 speaking.cancel()  # no sentence is synthesised after the turn ends
-            if checkpoints is not None:
-                checkpoints.cancel()
+            self._checkpoints.discard(turn)
             # Storing the reply must survive a second cancel (shutdown): run it as its
             # own supervised task and shield our wait on it.
             finish = self._supervisor.start(
