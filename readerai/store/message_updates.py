@@ -37,6 +37,11 @@ class MessageUpdate:
     citations: tuple[int, ...] = ()
 
 
+_LOCK_ROWS = (
+    select(MessageRow.id, MessageRow.status)
+    .where(MessageRow.id.in_(bindparam("ids", expanding=True)))
+    .with_for_update()
+)
 _UPDATE = (
     update(MessageRow)
     .where(
@@ -58,9 +63,7 @@ async def apply_message_updates(
     """Apply `batch` in order in the connection's transaction; per update, whether
     it was written (False: no such message, or a checkpoint of an ended reply)."""
     ids = sorted({u.message_id for u in batch})
-    found = await connection.execute(
-        select(MessageRow.id, MessageRow.status).where(MessageRow.id.in_(ids)).with_for_update()
-    )
+    found = await connection.execute(_LOCK_ROWS, {"ids": ids})
     status: dict[int, str] = {row.id: row.status for row in found}
     written: list[bool] = []
     params: list[dict[str, object]] = []

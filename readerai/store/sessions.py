@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import Insert
 
 from readerai.errors import Conflict, NotFound
 from readerai.store.base import ProgressRecord, SessionRecord
@@ -149,6 +150,7 @@ class SessionStore(SqlStoreCore):
 
     #: Concurrent progress writes of every session share transactions (set by SqlStore).
     _progress_writes: GroupCommit[tuple[str, str, int], None]
+    _progress_statement: Insert | None = None
 
     async def save_progress(self, session_id: str, passage_id: str, position: int) -> None:
         """Upsert the latest position for (session, passage); NotFound without a session.
@@ -185,13 +187,7 @@ class SessionStore(SqlStoreCore):
             {"session_id": s, "passage_id": p, "position": pos, "updated_at": now}
             for s, p, pos in batch
         ]
-        statement = upsert(
-            self._db,
-            ProgressRow,
-            None,
-            keys=["session_id", "passage_id"],
-            update=["position", "updated_at"],
-        )
+        statement = self._progress_upsert()
         try:
             async with self._db.connection() as connection:
                 await connection.execute(statement, rows)
@@ -207,6 +203,18 @@ class SessionStore(SqlStoreCore):
             except IntegrityError:
                 outcomes.append(NotFound(f"session {row['session_id']!r} does not exist"))
         return outcomes
+
+    def _progress_upsert(self) -> Insert:
+        """The positions' upsert, built once per store (see `_upsert_progress`)."""
+        if self._progress_statement is None:
+            self._progress_statement = upsert(
+                self._db,
+                ProgressRow,
+                None,
+                keys=["session_id", "passage_id"],
+                update=["position", "updated_at"],
+            )
+        return self._progress_statement
 
     async def get_progress(self, session_id: str) -> list[ProgressRecord]:
         """The session's latest position in each passage, most recently read first."""

@@ -25,7 +25,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -46,6 +46,16 @@ from readerai.store.sessions import SessionStore
 from readerai.store.slugs import slugify
 
 __all__ = ["SqlStore", "slugify"]
+
+# The hot path's statements, built once: a statement built per call left cyclic
+# garbage (bind parameters, labels) whose collection paused the event loop.
+_TOUCH_SESSIONS = (
+    update(SessionRow)
+    .where(SessionRow.id.in_(bindparam("ids", expanding=True)))
+    .values(updated_at=bindparam("now"))
+    .returning(SessionRow.id)
+)
+_INSERT_MESSAGES = insert(MessageRow).returning(MessageRow.id, sort_by_parameter_order=True)
 
 
 class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobStore):
@@ -164,18 +174,14 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
         session_ids = sorted({m.session_id for m in batch})
         async with self._db.connection() as connection:
             touched = await connection.execute(
-                update(SessionRow)
-                .where(SessionRow.id.in_(session_ids))
-                .values(updated_at=written_at)
-                .returning(SessionRow.id)
+                _TOUCH_SESSIONS, {"ids": session_ids, "now": written_at}
             )
             existing = set(touched.scalars())
             rows = [m for m in batch if m.session_id in existing]
             ids: list[int] = []
             if rows:
                 inserted = await connection.execute(
-                    insert(MessageRow).returning(MessageRow.id, sort_by_parameter_order=True),
-                    [_message_values(m) for m in rows],
+                    _INSERT_MESSAGES, [_message_values(m) for m in rows]
                 )
                 ids = list(inserted.scalars())
         new_ids = iter(ids)
