@@ -98,6 +98,7 @@ class NodeServices:
         engine = build_engine(settings)
         metrics = Metrics()
         supervisor = TaskSupervisor()
+        metrics.watch_tasks(lambda: len(supervisor))
         limiter = EngineLimiter(settings.engine_concurrency, settings.engine_queue_limit)
         catalog = PassageCatalog(store)
         bus = build_bus(settings.redis_url, prefix=settings.redis_prefix)

@@ -1,10 +1,11 @@
 """The work a node holds open, as its `/metrics` gauges show it.
 
-There is no gauge of the task supervisor's tasks; these stand for them. Each task
-a connection or a turn starts is owned by something these count: the connection
-(`readerai_connections`), the live session, which the hub keeps while a connection
-is attached or a reply is in flight (`readerai_live_sessions`), or an engine call
-(`readerai_engine_active`, `readerai_engine_waiting`).
+The tasks themselves (`readerai_background_tasks`: the supervisor's;
+`readerai_event_loop_tasks`: every task on the loop, connections included) and what
+owns them: the connection (`readerai_connections`), the live session, which the hub
+keeps while a connection is attached or a reply is in flight
+(`readerai_live_sessions`), or an engine call (`readerai_engine_active`,
+`readerai_engine_waiting`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import httpx
 from tests.fixtures_server import ServerProcess
 
 WORK_GAUGES = (
+    "readerai_background_tasks",
+    "readerai_event_loop_tasks",
     "readerai_connections",
     "readerai_live_sessions",
     "readerai_engine_active",
