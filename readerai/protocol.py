@@ -105,6 +105,12 @@ class SessionUpdate(ClientEvent):
     )
     voice: str | None = Field(None, max_length=64, description="Voice of spoken replies.")
     audio: AudioConfig | None = Field(None, description="Turns audio on (see binary frames).")
+    mode: Literal["conversation", "read_aloud"] | None = Field(
+        None,
+        description="`read_aloud`: binary audio frames are the student reading the passage "
+        "(`passageId` here or the session's) aloud; the server follows them and sends "
+        "`READING_PROGRESS`. `conversation` (the default): audio frames are questions.",
+    )
 
 
 class AudioCommit(ClientEvent):
@@ -218,6 +224,19 @@ class ResponseDelta(ServerEvent):
     text: str
 
 
+class ReadAloudProgress(ServerEvent):
+    """In `read_aloud` mode: the passage word the student has read up to, as heard.
+
+    Sent at most every 200 ms and only when the word changes; it never moves back,
+    except when the student is heard re-reading an earlier part."""
+
+    TYPE = "READING_PROGRESS"
+    EPHEMERAL = True
+    passage_id: str = Field(description="Passage being read.")
+    position: int = Field(description="Character offset of the word in the passage text.")
+    word_index: int = Field(description="Index of the word in the passage, from 0.")
+
+
 class Transcript(ServerEvent):
     """What the server heard. `final: false` (text may be empty) means the student is
     speaking: stop playing the tutor's audio. The final text becomes a question."""
@@ -311,6 +330,7 @@ SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     ResponseDelta,
     ResponseDone,
     Transcript,
+    ReadAloudProgress,
     ClassBroadcast,
     Notice,
     Error,
@@ -387,6 +407,11 @@ BINARY_FRAMES_DOC = [
     "  mono at 16 kHz, any even length (20-100 ms per frame is typical). With",
     "  `turnDetection: server_vad` (the default) the server ends a question when the",
     "  student stops speaking; with `manual` it ends at `AUDIO_COMMIT`.",
+    "- Client to server, after `SESSION_UPDATE {mode: read_aloud}` (no `audio` needed):",
+    "  the same PCM16 frames are the student reading the passage aloud; the server",
+    "  answers with `READING_PROGRESS {passageId, position, wordIndex}` until",
+    "  `SESSION_UPDATE {mode: conversation}`. Questions sent as `STUDENT_INTERRUPTION`",
+    "  meanwhile are answered as usual, and the reading is followed on from where it was.",
     "- Server to client: spoken replies, each frame a 28-byte header then PCM16",
     "  little-endian mono samples:",
     "",

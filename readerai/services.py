@@ -34,6 +34,7 @@ from readerai.session.actor import ConnectionLimits, SessionServices
 from readerai.session.catalog import PassageCatalog
 from readerai.session.feed import ClassFeed
 from readerai.session.hub import SessionHub
+from readerai.session.read_aloud import ReadAloudModel
 from readerai.session.router import SessionRouter
 from readerai.session.runner import TurnLimits, TurnRunner
 from readerai.settings import Settings
@@ -267,6 +268,7 @@ class NodeServices:
             stt=self.stt,
             tts=self.tts,
             new_segmenter=self.new_segmenter,
+            read_aloud=ReadAloudModel(self.stt, self.settings.read_aloud_concurrency),
         )
 
     @functools.cached_property

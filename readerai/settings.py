@@ -199,6 +199,13 @@ class Settings(BaseSettings):
     voice_concurrency: int = Field(
         2, ge=1, le=64, description="Speech-to-text and text-to-speech jobs at once, each."
     )
+    read_aloud_concurrency: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Read-aloud recognitions (a window of one reader's audio) at once on "
+        "the node; more readers wait their turn (needs `stt=whisper`).",
+    )
     audio_bytes_per_second: int = Field(
         64_000,
         ge=32_000,

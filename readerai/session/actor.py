@@ -10,6 +10,9 @@ reply in flight does not belong to the connection: it lives on in the session.
 - Writer: the only task that sends. It drains a bounded `OutboundQueue`; a client
   that stops reading fills it, or makes one send outlast `send_timeout`, and is
   closed with 4008, so memory per connection stays bounded.
+- Read-aloud mode (`SESSION_UPDATE {mode: read_aloud}`): audio frames go to a
+  `ReadAloudFollower` instead of voice input; its task is owned here like the voice
+  task, and questions stay normal turns meanwhile.
 """
 
 from __future__ import annotations
@@ -53,14 +56,16 @@ from readerai.protocol import (
     encode,
     parse_client_event,
 )
+from readerai.readaloud.align import Position
 from readerai.session.catalog import PassageCatalog
 from readerai.session.hub import SessionHub
 from readerai.session.live import LiveSession
 from readerai.session.outbound import OutboundQueue
 from readerai.session.ratelimit import TokenBucket
+from readerai.session.read_aloud import ReadAloudFollower, ReadAloudModel
 from readerai.session.runner import TurnRunner
 from readerai.session.voice_input import VoiceInput
-from readerai.store import SessionRecord, Store
+from readerai.store import PassageRecord, SessionRecord, Store
 from readerai.voice.base import (
     INPUT_FORMAT,
     INPUT_SAMPLE_RATE,
@@ -127,6 +132,8 @@ class SessionServices:
     stt: SpeechToText
     tts: TextToSpeech
     new_segmenter: Callable[[], VoiceActivitySegmenter]
+    #: The model read-aloud mode hears with; None: read-aloud is not offered.
+    read_aloud: ReadAloudModel | None = None
 
 
 class ConnectionActor:
@@ -151,6 +158,10 @@ class ConnectionActor:
         )
         self._voice: VoiceInput | None = None
         self._voice_task: asyncio.Task[None] | None = None
+        #: The reading followed in read-aloud mode; audio frames go to it, not to voice.
+        self._reading: ReadAloudFollower | None = None
+        #: Followers' tasks, the current one and those still finishing; ended with us.
+        self._reading_tasks: set[asyncio.Task[None]] = set()
         self._writing: asyncio.Task[None] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -230,7 +241,8 @@ class ConnectionActor:
             # why) go out first, for a moment at most.
             self.queue.close()
             await asyncio.wait([writing], timeout=FLUSH_DEADLINE)
-        tasks = [t for t in (self._writing, self._voice_task) if t is not None and not t.done()]
+        owned = (self._writing, self._voice_task, *self._reading_tasks)
+        tasks = [t for t in owned if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -333,9 +345,10 @@ class ConnectionActor:
                 self._refuse(exc)
 
     def _take_audio(self, frame: bytes) -> bool:
-        """Hand an audio frame to voice input; False when the connection must close."""
+        """Hand an audio frame to the reading followed (read-aloud mode) or else to voice
+        input; False when the connection must close."""
         try:
-            if self._voice is None:
+            if self._voice is None and self._reading is None:
                 raise Unsupported("send SESSION_UPDATE {audio: {...}} before audio frames")
             if len(frame) % 2:
                 raise InvalidPayload("PCM16 audio frames have an even number of bytes")
@@ -344,7 +357,10 @@ class ConnectionActor:
             return True
         if not self._admit(self._audio_bucket.take(len(frame))):
             return False
-        self._voice.accept(frame)
+        if self._reading is not None:  # read-aloud mode: the audio is the reading
+            self._reading.accept(frame)
+        elif self._voice is not None:
+            self._voice.accept(frame)
         return True
 
     def _admit(self, within_limit: bool) -> bool:
@@ -409,6 +425,10 @@ class ConnectionActor:
             raise Unsupported(
                 f"no voice {event.voice!r}; voices: {', '.join(services.tts.voices())}"
             )
+        reading: PassageRecord | None = None
+        if event.mode == "read_aloud":
+            passage_id = event.passage_id if "passage_id" in given else live.passage_id
+            reading = await self._reading_passage(passage_id)
         if "passage_id" in given:
             if event.passage_id is not None:
                 await self._require_passage(event.passage_id)
@@ -424,6 +444,70 @@ class ConnectionActor:
             self._start_voice(live)
         if event.turn_detection is not None:
             self._start_voice(live).mode = event.turn_detection
+        if reading is not None:
+            self._start_reading(live, reading)
+        elif event.mode == "conversation":
+            self._stop_reading()
+
+    async def _reading_passage(self, passage_id: str | None) -> PassageRecord:
+        """The passage read-aloud mode would follow; refused when it cannot."""
+        read_aloud = self._services.read_aloud
+        if read_aloud is None:
+            raise Unsupported("read_aloud mode is not available on this server")
+        read_aloud.model()  # raises when no model is loaded
+        if passage_id is None:
+            raise InvalidPayload(
+                "read_aloud mode needs a passage: send passageId with it, or set one before"
+            )
+        passage = await self._services.catalog.get(passage_id)
+        if passage is None:
+            raise NotFound(f"no passage {passage_id!r}")
+        return passage
+
+    def _start_reading(self, live: LiveSession, passage: PassageRecord) -> None:
+        """Follow a reading of `passage`; one already followed of it goes on."""
+        if self._reading is not None and self._reading.passage_id == passage.id:
+            return
+        self._stop_reading()
+        read_aloud = self._services.read_aloud
+        assert read_aloud is not None  # checked by `_reading_passage`
+        feed = self._services.hub.feed
+
+        def reached(position: Position) -> None:
+            live.progress.update(passage.id, position.char_offset)
+            feed.student(
+                live.class_id,
+                live.user_id,
+                live.id,
+                coalesce=True,
+                passageId=passage.id,
+                position=position.char_offset,
+            )
+
+        self._reading = ReadAloudFollower(
+            passage_id=passage.id,
+            passage_text=passage.text,
+            model=read_aloud.model(),
+            limiter=read_aloud.limiter,
+            deliver=self.deliver,
+            reached=reached,
+        )
+        # Ended (cancelled and awaited) with the connection, in `_stop_tasks`.
+        task = asyncio.get_running_loop().create_task(self._reading.run())
+        self._reading_tasks.add(task)
+        task.add_done_callback(self._reading_done)
+        self._log.info("read_aloud.started", passage_id=passage.id)
+
+    def _stop_reading(self) -> None:
+        """Back to conversation: the reading hears what it has, reports, and ends."""
+        if self._reading is not None:
+            self._reading.finish()
+            self._reading = None
+
+    def _reading_done(self, task: asyncio.Task[None]) -> None:
+        self._reading_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("read_aloud.task_failed", exc_info=task.exception())
 
     def _start_voice(self, live: LiveSession) -> VoiceInput:
         if self._voice is None:

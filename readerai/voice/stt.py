@@ -52,6 +52,11 @@ class WhisperSTT:
         self._limiter = anyio.CapacityLimiter(concurrency)
         self._model: WhisperModel | None = None
 
+    @property
+    def model(self) -> WhisperModel | None:
+        """The loaded model (None before `start`), for other speech work to share."""
+        return self._model
+
     async def start(self) -> None:
         """Load the model in a worker thread; `ServiceStartupError` if it cannot be."""
         if self._model is None:
