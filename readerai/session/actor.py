@@ -390,15 +390,7 @@ class ConnectionActor:
             await services.runner.cancel(live, event.turn_id)
         elif isinstance(event, ReadingProgress):
             await self._require_passage(event.passage_id)
-            live.progress.update(event.passage_id, event.position)
-            services.hub.feed.student(
-                live.class_id,
-                live.user_id,
-                live.id,
-                coalesce=True,
-                passageId=event.passage_id,
-                position=event.position,
-            )
+            self._reached(live, event.passage_id, event.position)
         elif isinstance(event, SessionUpdate):
             await self._update_session(live, event)
         elif isinstance(event, AudioCommit):
@@ -409,6 +401,19 @@ class ConnectionActor:
             await services.runner.playback_stopped(live, event.turn_id, event.ms)
         elif isinstance(event, Ping):
             self.deliver(Pong(id=event.id))
+
+    def _reached(self, live: LiveSession, passage_id: str, position: int) -> None:
+        """The student is at `position` of `passage_id` (reported, or heard reading):
+        keep it and show it on the class dashboard."""
+        live.progress.update(passage_id, position)
+        self._services.hub.feed.student(
+            live.class_id,
+            live.user_id,
+            live.id,
+            coalesce=True,
+            passageId=passage_id,
+            position=position,
+        )
 
     async def _update_session(self, live: LiveSession, event: SessionUpdate) -> None:
         """Apply the fields present in `event`; validate all before changing any."""
@@ -471,18 +476,9 @@ class ConnectionActor:
         self._stop_reading()
         read_aloud = self._services.read_aloud
         assert read_aloud is not None  # checked by `_reading_passage`
-        feed = self._services.hub.feed
 
         def reached(position: Position) -> None:
-            live.progress.update(passage.id, position.char_offset)
-            feed.student(
-                live.class_id,
-                live.user_id,
-                live.id,
-                coalesce=True,
-                passageId=passage.id,
-                position=position.char_offset,
-            )
+            self._reached(live, passage.id, position.char_offset)
 
         self._reading = ReadAloudFollower(
             passage_id=passage.id,

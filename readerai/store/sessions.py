@@ -17,7 +17,6 @@ from sqlalchemy.sql.dml import Insert
 from readerai.errors import Conflict, NotFound
 from readerai.store.base import ProgressRecord, SessionRecord
 from readerai.store.core import SqlStoreCore, check_length, upsert
-from readerai.store.group_commit import GroupCommit
 from readerai.store.models import (
     CLASS_ID_LENGTH,
     PASSAGE_ID_LENGTH,
@@ -148,18 +147,17 @@ class SessionStore(SqlStoreCore):
 
     # ------------------------------------------------------------------ progress
 
-    #: Concurrent progress writes of every session share transactions (set by SqlStore).
-    _progress_writes: GroupCommit[tuple[str, str, int], None]
     _progress_statement: Insert | None = None
 
     async def save_progress(self, session_id: str, passage_id: str, position: int) -> None:
         """Upsert the latest position for (session, passage); NotFound without a session.
 
-        Group-committed: a node flushing thousands of sessions' positions a second
-        writes them in a few transactions, not one each.
+        The node batches positions itself (`ProgressWriter` calls `save_progress_many`
+        once a second); this is the one-row form of the same write.
         """
-        check_length("passage id", passage_id, PASSAGE_ID_LENGTH)
-        await self._progress_writes.submit((session_id, passage_id, position))
+        (outcome,) = await self.save_progress_many([(session_id, passage_id, position)])
+        if outcome is not None:
+            raise outcome
 
     async def save_progress_many(
         self, positions: Sequence[tuple[str, str, int]]
@@ -180,7 +178,7 @@ class SessionStore(SqlStoreCore):
 
     @retried_write
     async def _upsert_progress(self, batch: list[tuple[str, str, int]]) -> list[Exception | None]:
-        """Write a batch of positions in one transaction (see `GroupCommit`); if a
+        """Write a batch of positions in one transaction; if a
         session of it is gone, each is written alone so only that one fails."""
         now = utc_now()
         rows = [

@@ -82,7 +82,6 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
             self._insert_messages
         )
         self._message_updates: GroupCommit[MessageUpdate, bool] = GroupCommit(self._update_messages)
-        self._progress_writes = GroupCommit(self._upsert_progress)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -101,7 +100,6 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
         """Close every pooled connection (a later call reconnects)."""
         await self._message_writes.drain()
         await self._message_updates.drain()
-        await self._progress_writes.drain()
         await self._db.dispose()
 
     async def ping(self) -> bool:

@@ -20,7 +20,8 @@ from tests.fixtures_server import (
     open_client,
     running_server,
 )
-from tests.readaloud.readings import PASSAGE, WORDS, Script, chunks, speak
+from tests.readaloud.readings import PASSAGE, WORDS, Script, speak
+from tests.speech_samples import chunks
 
 pytestmark = pytest.mark.slow
 

@@ -123,9 +123,3 @@ def speak(script: Script) -> Reading:
     loud = np.flatnonzero(10 * np.log10(np.mean(frames**2, axis=1) + 1e-12) > _SPEECH_DBFS)
     start, end = loud[0] * _FRAME, (loud[-1] + 1) * _FRAME
     return Reading(script, pcm, start / INPUT_SAMPLE_RATE, end / INPUT_SAMPLE_RATE)
-
-
-def chunks(pcm: bytes, ms: int = 160) -> list[bytes]:
-    """`pcm` cut as a browser sends it, a frame every `ms` milliseconds."""
-    size = ms * INPUT_SAMPLE_RATE // 1000 * 2
-    return [pcm[i : i + size] for i in range(0, len(pcm), size)]

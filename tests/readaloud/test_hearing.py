@@ -33,16 +33,19 @@ from tests.readaloud.readings import (
     MiscueKey,
     Reading,
     Script,
-    chunks,
     insert,
     omit,
     repeat,
     speak,
     swap,
 )
+from tests.speech_samples import chunks
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
+
+#: Audio is sent as a browser sends it, a frame every this many milliseconds.
+FRAME_MS = 160
 
 CLEAN = Script("clean")
 #: Each edited reading makes one edit of each kind; the third stops early.
@@ -113,7 +116,7 @@ async def listen(
     listener = ReadingListener(model, limiter)
     prompt = passage_read_before(PASSAGE, heard.aligner)
     sent = 0.0
-    for chunk in chunks(reading.pcm):
+    for chunk in chunks(reading.pcm, FRAME_MS):
         sent += len(chunk) / 2 / INPUT_SAMPLE_RATE
         deadline = 0.01 if cancel_from <= sent <= cancel_to else math.inf
         with anyio.move_on_after(deadline) as scope:
@@ -222,7 +225,7 @@ async def test_a_stream_recognises_one_window_at_a_time_and_bounds_its_buffer(
         group.start_soon(first_window)
         while limiter.borrowed_tokens == 0 and not results:  # the first window is in its thread
             await anyio.lowlevel.checkpoint()
-        for chunk in chunks(pcm[step:]):
+        for chunk in chunks(pcm[step:], FRAME_MS):
             assert await listener.accept(chunk) is None
             assert listener.buffered_seconds <= plan.longest
     assert results[0] is not None
@@ -234,7 +237,7 @@ async def test_silence_is_heard_as_no_words_and_settles(model: WhisperModel) -> 
     """Silent windows never reach the model (this test decodes nothing)."""
     listener = ReadingListener(model, anyio.CapacityLimiter(1))
     second = b"\x00\x00" * INPUT_SAMPLE_RATE
-    answers = [await listener.accept(chunk) for chunk in chunks(second * 20)]
+    answers = [await listener.accept(chunk) for chunk in chunks(second * 20, FRAME_MS)]
     # A window every ten 160 ms chunks (the first 1.5 s step or more), at 1.6 s, 3.2 s, ...
     assert [a for a in answers if a is not None] == [[]] * 12
     assert listener.settled == pytest.approx(19.2 - WindowPlan().holdback)

@@ -513,7 +513,7 @@ def test_unsupported_database_is_refused() -> None:
         SqlStore("mysql+aiomysql://u@127.0.0.1/db")
 
 
-async def test_concurrent_progress_writes_share_batches_and_a_missing_session_fails_alone(
+async def test_concurrent_progress_writes_succeed_and_a_missing_session_fails_alone(
     store: SqlStore,
 ) -> None:
     sessions = [await store.create_session() for _ in range(20)]
