@@ -17,26 +17,33 @@ import structlog
 from fastapi import FastAPI
 
 from readerai import __version__
-from readerai.api import auth, classes, health, jobs, passages, sessions, web
+from readerai.api import auth, classes, health, jobs, passages, readings, sessions, web
 from readerai.api.problems import RequestIdMiddleware, install_error_handlers
 from readerai.api.ws import SocketFastPath
 from readerai.auth.demo import seed_demo
 from readerai.collector import tune_for_serving
 from readerai.errors import ServiceStartupError
 from readerai.logs import configure_logging
+from readerai.metrics import METRICS_DIR_ENV
 from readerai.services import NodeServices
 from readerai.settings import WORKER_SETTINGS_ENV, Settings, settings_from_worker_json
 
 log = structlog.get_logger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> SocketFastPath:
-    """Build a ReaderAI app; nothing starts until the server runs its lifespan."""
+def create_app(
+    settings: Settings | None = None, *, metrics_dir: str | None = None
+) -> SocketFastPath:
+    """Build a ReaderAI app; nothing starts until the server runs its lifespan.
+
+    `metrics_dir` is the folder where the workers of `readerai serve --workers N`
+    share their metrics (`PROMETHEUS_MULTIPROC_DIR`); None for a single process.
+    """
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = NodeServices.build(settings)
+        services = NodeServices.build(settings, metrics_dir=metrics_dir)
         try:
             await services.start()
         except ServiceStartupError as exc:
@@ -76,6 +83,7 @@ def create_app(settings: Settings | None = None) -> SocketFastPath:
         jobs.router,
         sessions.router,
         classes.router,
+        readings.router,
         web.router,
     ):
         app.include_router(router)
@@ -87,7 +95,7 @@ def create_worker_app() -> SocketFastPath:
     settings = settings_from_worker_json(os.environ[WORKER_SETTINGS_ENV])
     listener = configure_logging(settings.log_level, settings.log_format)
     atexit.register(listener.stop)
-    return create_app(settings)
+    return create_app(settings, metrics_dir=os.environ.get(METRICS_DIR_ENV))
 
 
 def _public_url(settings: Settings) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 from pydantic import ValidationError
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from readerai.settings import WORKER_SETTINGS_ENV, Settings, worker_settings_json
 
@@ -32,6 +34,35 @@ class GracefulServer(uvicorn.Server):
         with super().capture_signals():
             yield
             self._captured_signals.clear()
+
+
+class WorkerProcesses(Multiprocess):
+    """uvicorn's supervisor of worker processes, which also keeps their shared metrics
+    right: a worker that has gone (died and replaced, or retired) is marked dead, so
+    its gauges stop counting (`livesum`) while its counters stay in the totals."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[Any], metrics_dir: str) -> None:
+        super().__init__(config, sockets)
+        self._metrics_dir = metrics_dir
+
+    def keep_subprocess_alive(self) -> None:
+        before = self._pids()
+        super().keep_subprocess_alive()
+        self._mark_gone(before)
+
+    def handle_signals(self) -> None:  # SIGHUP restarts workers, SIGTTOU retires one
+        before = self._pids()
+        super().handle_signals()
+        self._mark_gone(before)
+
+    def _pids(self) -> set[int]:
+        return {p.pid for p in self.processes if p.pid is not None}
+
+    def _mark_gone(self, before: set[int]) -> None:
+        from prometheus_client.multiprocess import mark_process_dead
+
+        for pid in before - self._pids():
+            mark_process_dead(pid, self._metrics_dir)  # type: ignore[no-untyped-call]
 
 
 def load_settings(settings_file: Path | None, **overrides: Any) -> Settings:
@@ -86,15 +117,28 @@ def serve(
 
 
 def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    import functools
+
+    from readerai.api.bounded_protocols import BoundedHttpProtocol, BoundedWebSocketProtocol
+
     return {
         "host": settings.host,
         "port": settings.port,
         "lifespan": "on",
         "log_config": None,
+        # httptools, with a deadline and a size limit on a request head (slowloris):
+        # uvicorn has neither before a connection's first response.
+        "http": functools.partial(
+            BoundedHttpProtocol, head_timeout=settings.handshake_timeout_seconds
+        ),
         # The sans-I/O implementation keeps a connection to two timers and no tasks of
         # its own (about 8 KB less per idle connection than the legacy one), and
-        # uvicorn 0.54's version of it sends keepalive pings (`ws_ping_*`).
-        "ws": "websockets-sansio",
+        # uvicorn 0.54's version of it sends keepalive pings (`ws_ping_*`). Ours bounds
+        # what waits for a client, parses a flood a slice at a time, and aborts a
+        # closed connection whose peer does not read (bounded_protocols.py).
+        "ws": functools.partial(
+            BoundedWebSocketProtocol, send_buffer=settings.ws_send_buffer_bytes
+        ),
         "ws_max_size": settings.max_frame_bytes,
         "ws_ping_interval": settings.ws_ping_interval,
         "ws_ping_timeout": settings.ws_ping_timeout,
@@ -111,6 +155,7 @@ def _serve_workers(settings: Settings) -> None:
     another worker that has never heard of the reply in flight.
     """
     from readerai.bus.factory import build_bus
+    from readerai.metrics import METRICS_DIR_ENV
     from readerai.store.migrate import upgrade_database_sync
 
     if not build_bus(settings.redis_url, prefix=settings.redis_prefix).shared:
@@ -124,12 +169,18 @@ def _serve_workers(settings: Settings) -> None:
     # Migrate once here, not in N workers at the same instant.
     upgrade_database_sync(settings.database_url)
     os.environ[WORKER_SETTINGS_ENV] = worker_settings_json(settings)
-    uvicorn.run(
-        "readerai.app:create_worker_app",
-        factory=True,
-        workers=settings.workers,
-        **_uvicorn_options(settings),
-    )
+    # The workers' metrics live in files of a folder of our own, fresh for this run
+    # (never one given in the environment: old files would count), removed at exit.
+    with tempfile.TemporaryDirectory(prefix="readerai-metrics-") as metrics_dir:
+        os.environ[METRICS_DIR_ENV] = metrics_dir
+        config = uvicorn.Config(
+            "readerai.app:create_worker_app",
+            factory=True,
+            workers=settings.workers,
+            **_uvicorn_options(settings),
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            WorkerProcesses(config, [config.bind_socket()], metrics_dir).run()
 
 
 @app.command()
@@ -246,7 +297,7 @@ def passages_import(
     add_help_option=False,
 )
 def bench(ctx: typer.Context) -> None:
-    """Load-test a server (idle, progress, questions, stream, bargein, fanout); see --help."""
+    """Load-test a server (idle, progress, questions, stream, bargein, fanout, soak); see --help."""
     from readerai.loadtest.harness import main as bench_main
 
     raise typer.Exit(bench_main(list(ctx.args)))

@@ -31,9 +31,14 @@ WebSocket close codes (documented in docs/protocol.md):
 
     1000 normal                 1007 text frame not UTF-8 (sent by uvicorn)
     1008 rate limit persisted   1009 frame too large     1011 internal error
-    1012 server restarting      4000 idle timeout        4401 not signed in
+    1012 server restarting      1013 try again later (store unavailable)
+    4000 idle timeout           4401 not signed in
     4403 not allowed            4404 session not found
     4008 client not reading (outbound queue full or send timed out)
+    1011 also: no pong within READERAI_WS_PING_TIMEOUT (sent by uvicorn's keepalive)
+
+Before the WebSocket upgrade there is no close code: a request head that is not
+complete in time gets HTTP 408, one too large 431 (`readerai.api.bounded_protocols`).
 """
 
 from __future__ import annotations
@@ -47,11 +52,16 @@ class CloseCode(IntEnum):
     NORMAL = 1000
     #: A text frame that is not UTF-8; uvicorn closes with it before the app sees it.
     INVALID_DATA = 1007
+    #: Over the message rate limit past its strikes (text or binary frames).
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
+    #: Also uvicorn's, when a keepalive ping goes unanswered (`READERAI_WS_PING_*`).
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
+    #: The session could not be read (the store is unavailable): reconnect later.
+    TRY_AGAIN_LATER = 1013
     IDLE_TIMEOUT = 4000
+    #: The client stopped reading; sent if it has room, then the connection is reset.
     SLOW_CONSUMER = 4008
     UNAUTHENTICATED = 4401
     FORBIDDEN = 4403
@@ -196,6 +206,8 @@ def close_code_for(error: BaseException) -> CloseCode:
         return CloseCode.UNAUTHENTICATED
     if isinstance(error, Forbidden):
         return CloseCode.FORBIDDEN
+    if isinstance(error, StoreUnavailable):
+        return CloseCode.TRY_AGAIN_LATER
     return CloseCode.INTERNAL_ERROR
 
 

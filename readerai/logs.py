@@ -1,7 +1,19 @@
 """Structured logging: structlog events, JSON lines or a console renderer.
 
-Events are named (`turn.finished`) and carry fields (`session_id`, `turn_id`); they
-never carry a token or a student's question text at info level.
+Events are named (`turn.finished`) and carry fields; they never carry a token or a
+student's question text at info level. The fields that say what a line belongs to
+come from structlog's context variables, bound once per scope, not per line:
+
+- `request_id`: every line of an HTTP request (`api/problems.py`) and of a WebSocket
+  connection (`api/ws.py`), the client's `X-Request-ID` when it sent a sane one;
+- `session_id`: every line of a connection (`api/ws.py`);
+- `turn_id`: every line of a turn, from its question to its stored reply
+  (`session/runner.py`); the turn's tasks inherit it, being started in its context.
+
+A task that serves the whole node but may be started from inside a connection or a
+turn (a loop over every reply) starts `without_log_context`, so that it does not
+carry the ids of whoever started it. Lines that uvicorn logs (the access log) take
+the context of the thread that logs them, like structlog's own.
 """
 
 from __future__ import annotations
@@ -10,15 +22,40 @@ import logging
 import logging.handlers
 import queue
 import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+T = TypeVar("T")
+#: Where a stdlib record (uvicorn's) keeps the context it was logged in.
+_CONTEXT_ATTR = "readerai_context"
+
+
+async def without_log_context(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` (as a task's whole body) with no context fields bound."""
+    structlog.contextvars.clear_contextvars()  # this task's copy of the context only
+    return await coro
 
 
 class _RecordQueueHandler(logging.handlers.QueueHandler):
     """Hands records to the writer thread as they are: formatting happens there."""
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if not isinstance(record.msg, dict):  # a stdlib logger's: take the context now
+            setattr(record, _CONTEXT_ATTR, structlog.contextvars.get_contextvars())
         return record
+
+
+def _merge_record_context(
+    logger: WrappedLogger, method_name: str, event_dict: EventDict
+) -> EventDict:
+    """The context a stdlib record was logged in (the writer thread has none of it)."""
+    record = event_dict.get("_record")
+    for key, value in getattr(record, _CONTEXT_ATTR, {}).items():
+        event_dict.setdefault(key, value)
+    return event_dict
 
 
 class _ClientFaultFilter(logging.Filter):
@@ -35,6 +72,25 @@ class _ClientFaultFilter(logging.Filter):
         return True
 
 
+class _QueryStringFilter(logging.Filter):
+    """uvicorn logs each request's and WebSocket's path with its query string; a client
+    may put a credential there (a sign-in `?code=`, a token where none belongs), so the
+    query's values are left out: `/ws/abc?lastSeq=…&token=…`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("uvicorn") and isinstance(record.args, tuple):
+            record.args = tuple(_without_query_values(arg) for arg in record.args)
+        return True
+
+
+def _without_query_values(arg: object) -> object:
+    if not (isinstance(arg, str) and arg.startswith("/") and "?" in arg):
+        return arg
+    path, _, query = arg.partition("?")
+    names = (pair.partition("=")[0] for pair in query.split("&"))
+    return f"{path}?{'&'.join(f'{name}=…' for name in names)}"
+
+
 def configure_logging(level: str, fmt: str) -> logging.handlers.QueueListener:
     """Route structlog and the stdlib loggers (uvicorn's) through one renderer.
 
@@ -48,19 +104,22 @@ def configure_logging(level: str, fmt: str) -> logging.handlers.QueueListener:
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     shared: list[structlog.typing.Processor] = [
-        structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[_merge_record_context, *shared],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
@@ -74,6 +133,7 @@ def configure_logging(level: str, fmt: str) -> logging.handlers.QueueListener:
     root = logging.getLogger()
     handler = _RecordQueueHandler(records)
     handler.addFilter(_ClientFaultFilter())
+    handler.addFilter(_QueryStringFilter())
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

@@ -66,11 +66,24 @@ class StudentInterruption(ClientEvent):
 
 
 class ReadingProgress(ClientEvent):
-    """Where the student is reading; the latest position per passage is kept."""
+    """Where the student is reading; the latest position per passage is kept.
+    One unit everywhere: `position` is a character offset into the passage's `text`,
+    counted in code points (Python's string index). A page moving by sentence sends
+    the start of the sentence (`GET /api/passages/{id}` gives `sentenceStarts`); in
+    `read_aloud` mode the server stores the start of each word it hears. The sentence
+    a position is in is the last one starting at or before it; a reading aloud
+    started again resumes after the word starting at or before it. (Older pages sent
+    a sentence index here: one still stored reads as an offset near the start.)"""
 
     TYPE = "READING_PROGRESS"
     passage_id: str = Field(min_length=1, max_length=64, description="Passage being read.")
-    position: int = Field(ge=0, le=10_000_000, description="Character offset or sentence index.")
+    position: int = Field(
+        ge=0,
+        le=10_000_000,
+        description="Character offset into the passage's text (in code points), at most its "
+        "length: the start of the sentence (or word) the student is at. Beyond the text: "
+        "`invalid_payload`.",
+    )
 
 
 class ResponseCancel(ClientEvent):
@@ -119,6 +132,14 @@ class AudioCommit(ClientEvent):
     TYPE = "AUDIO_COMMIT"
 
 
+class AudioStart(ClientEvent):
+    """Push-to-talk pressed (`turnDetection: manual`): the audio from here to
+    `AUDIO_COMMIT` is a question. In `read_aloud` mode it goes to the question, not the
+    reading, which goes on after the commit; in conversation mode it is optional."""
+
+    TYPE = "AUDIO_START"
+
+
 class PlaybackPosition(ClientEvent):
     """Playback of a reply's audio stopped at `ms` (sent when it stops early)."""
 
@@ -153,7 +174,10 @@ class ProgressView(_Model):
     """The latest reading position in one passage."""
 
     passage_id: str
-    position: int
+    position: int = Field(
+        description="Character offset into the passage's text: the client's `READING_PROGRESS`, "
+        "or the start of the word last heard read aloud."
+    )
     updated_at: str = Field(description="ISO 8601, UTC.")
 
 
@@ -208,11 +232,21 @@ class ResponseQueued(ServerEvent):
     position: int = Field(ge=1)
 
 
+#: Why the tutor started a turn nobody asked for (`RESPONSE_STARTED.reason`).
+TurnReason = Literal["reading_help"]
+
+
 class ResponseStarted(ServerEvent):
-    """The engine started on this turn."""
+    """The engine started on this turn. A turn the tutor starts unasked (no question,
+    no `INTERRUPTION_ACKNOWLEDGED`) says why in ``reason``."""
 
     TYPE = "RESPONSE_STARTED"
     turn_id: str
+    reason: TurnReason | None = Field(
+        None,
+        description="Null for a reply to a question. `reading_help`: in `read_aloud` mode "
+        "the student stalled, and the tutor offers help (the class's `stallHelp`).",
+    )
 
 
 class ResponseDelta(ServerEvent):
@@ -235,6 +269,34 @@ class ReadAloudProgress(ServerEvent):
     passage_id: str = Field(description="Passage being read.")
     position: int = Field(description="Character offset of the word in the passage text.")
     word_index: int = Field(description="Index of the word in the passage, from 0.")
+
+
+class ReadingMiscueView(_Model):
+    """One departure from the passage text in a reading aloud (oral reading fluency
+    conventions: omissions and substitutions are errors; insertions, repetitions and
+    self-corrections are not)."""
+
+    kind: str = Field(
+        description="`omission`, `substitution`, `insertion`, `repetition` or `self_correction`."
+    )
+    word_index: int | None = Field(description="The passage word (null for an insertion).")
+    expected: str = Field(description="The passage word's text (empty for an insertion).")
+    heard: str = Field(description="What was said (empty for an omission).")
+
+
+class ReadingResult(ServerEvent):
+    """In `read_aloud` mode: a reading ended (`SESSION_UPDATE {mode: conversation}`,
+    another passage) and was scored and stored. A reading of fewer than 3 passage
+    words is neither scored nor sent."""
+
+    TYPE = "READING_RESULT"
+    passage_id: str
+    reading_id: str = Field(description="The stored reading (`GET /api/readings/{readingId}`).")
+    wcpm: float = Field(description="Words correct per minute, first word read to last.")
+    accuracy: float = Field(description="Words correct / words attempted, from 0 to 1.")
+    words_correct: int
+    words_attempted: int = Field(description="Passage words from the first read to the last.")
+    miscues: list[ReadingMiscueView] = Field(description="In the order they were made.")
 
 
 class Transcript(ServerEvent):
@@ -318,6 +380,7 @@ CLIENT_EVENTS: dict[str, type[ClientEvent]] = {
         ResponseCancel,
         SessionUpdate,
         AudioCommit,
+        AudioStart,
         PlaybackPosition,
         Ping,
     )
@@ -331,6 +394,7 @@ SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     ResponseDone,
     Transcript,
     ReadAloudProgress,
+    ReadingResult,
     ClassBroadcast,
     Notice,
     Error,
@@ -410,8 +474,23 @@ BINARY_FRAMES_DOC = [
     "- Client to server, after `SESSION_UPDATE {mode: read_aloud}` (no `audio` needed):",
     "  the same PCM16 frames are the student reading the passage aloud; the server",
     "  answers with `READING_PROGRESS {passageId, position, wordIndex}` until",
-    "  `SESSION_UPDATE {mode: conversation}`. Questions sent as `STUDENT_INTERRUPTION`",
+    "  `SESSION_UPDATE {mode: conversation}` (or another passage), then scores the reading",
+    "  and sends `READING_RESULT` (also when the reading ends with the connection, it is",
+    "  scored and stored). Questions sent as `STUDENT_INTERRUPTION`",
     "  meanwhile are answered as usual, and the reading is followed on from where it was.",
+    "  To ask by voice, switch to `SESSION_UPDATE {mode: conversation}` (voice input on:",
+    "  `audio` sent before), ask, then send `SESSION_UPDATE {mode: read_aloud, passageId}`",
+    "  again: the reading resumes after the last word heard (the session's stored",
+    "  position), not from the top. Or, staying in read-aloud mode, push to talk (with",
+    "  `turnDetection: manual`): the audio between `AUDIO_START` and `AUDIO_COMMIT` is a",
+    "  question, and the audio after it is the reading again.",
+    "  When the student's position has not moved for the class's `stallSeconds` of their",
+    "  audio (silence, or speech stuck on a word), the tutor offers help once per stall,",
+    "  never over another reply, as a tutor turn with no question:",
+    "  `RESPONSE_STARTED {turnId, reason: reading_help}`, then deltas (and audio with",
+    "  voice output on) and `RESPONSE_DONE`, like any reply (no `INTERRUPTION_ACKNOWLEDGED`).",
+    '  `stallHelp: say_word` says the next word ("The word is “lion”."), `ask` asks',
+    "  about the sentence read so far, `off` says nothing.",
     "- Server to client: spoken replies, each frame a 28-byte header then PCM16",
     "  little-endian mono samples:",
     "",
@@ -459,7 +538,15 @@ def protocol_markdown() -> str:
         lines += _event_section(server_cls)
     lines += BINARY_FRAMES_DOC
     lines += ["## Shared shapes", ""]
-    for shape in (AudioConfig, MessageView, ProgressView, InflightView, BroadcastView, ErrorInfo):
+    for shape in (
+        AudioConfig,
+        MessageView,
+        ProgressView,
+        InflightView,
+        BroadcastView,
+        ReadingMiscueView,
+        ErrorInfo,
+    ):
         lines += _event_section(shape, heading=shape.__name__)
     lines += [
         "## Reply status values",
@@ -472,15 +559,21 @@ def protocol_markdown() -> str:
         "| --- | --- |",
         "| 1000 | normal close |",
         "| 1007 | a text frame was not valid UTF-8 |",
-        "| 1008 | the client kept sending over the rate limit |",
+        "| 1008 | the client kept sending over the rate limit (text or binary frames) |",
         "| 1009 | a frame was larger than `READERAI_MAX_FRAME_BYTES` |",
-        "| 1011 | internal error |",
+        "| 1011 | internal error, or no pong within `READERAI_WS_PING_TIMEOUT` of a ping |",
         "| 1012 | the server is restarting; reconnect |",
+        "| 1013 | the session could not be read now (the store is unavailable); reconnect later |",
         "| 4000 | idle for longer than `READERAI_IDLE_TIMEOUT_SECONDS` |",
         "| 4008 | the client stopped reading (outbound queue full or send timed out) |",
         "| 4401 | not signed in: no token, or a malformed, tampered or expired one |",
         "| 4403 | signed in, but this session is not yours |",
         "| 4404 | no such session |",
+        "",
+        "A client that does not read gets its close frame (4008, or 1011) only if it has",
+        "room for it: the server resets the TCP connection. Before the upgrade there is no",
+        "close code: a request head not complete within",
+        "`READERAI_HANDSHAKE_TIMEOUT_SECONDS` gets HTTP `408`, one over 64 KiB `431`.",
         "",
         "## Error codes",
         "",

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import importlib
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,12 +36,15 @@ from readerai.session.catalog import PassageCatalog
 from readerai.session.feed import ClassFeed
 from readerai.session.hub import SessionHub
 from readerai.session.read_aloud import ReadAloudModel
+from readerai.session.reading_results import ReadingRecorder
 from readerai.session.router import SessionRouter
 from readerai.session.runner import TurnLimits, TurnRunner
 from readerai.settings import Settings
 from readerai.store import Store
+from readerai.store.models import ReadingHelp
 from readerai.store.sql import SqlStore
 from readerai.supervisor import TaskSupervisor
+from readerai.tracing import Tracing, tracing_wanted
 from readerai.voice.base import SpeechToText, TextToSpeech
 from readerai.voice.factory import (
     SegmenterFactory,
@@ -48,6 +52,8 @@ from readerai.voice.factory import (
     build_stt,
     build_tts,
 )
+from readerai.voice.stt import TimedSpeechToText
+from readerai.voice.tts import TimedTextToSpeech
 
 log = structlog.get_logger(__name__)
 
@@ -78,8 +84,10 @@ class NodeServices:
     new_segmenter: SegmenterFactory
     access: Access
     jobs: JobWorker
+    tracing: Tracing
     ready: bool = False
     _loop_watch: asyncio.Task[None] | None = None
+    _sampling: asyncio.Task[None] | None = None
     _tokens: TokenService | None = None
 
     @property
@@ -90,14 +98,18 @@ class NodeServices:
         return self._tokens
 
     @classmethod
-    def build(cls, settings: Settings) -> NodeServices:
+    def build(cls, settings: Settings, *, metrics_dir: str | None = None) -> NodeServices:
+        """Every service, not started; `metrics_dir`: the workers' shared metrics folder
+        (`PROMETHEUS_MULTIPROC_DIR`) when this process is one of several workers."""
         store = SqlStore(
             settings.database_url,
             connect_timeout=settings.database_connect_timeout,
             write_retry_seconds=settings.store_write_retry_seconds,
         )
         engine = build_engine(settings)
-        metrics = Metrics()
+        metrics = Metrics(metrics_dir)
+        # OpenTelemetry's own variables say where spans go (and whether, in `auto`).
+        tracing = Tracing(tracing_wanted(settings.tracing, os.environ), os.environ)
         supervisor = TaskSupervisor()
         metrics.watch_tasks(lambda: len(supervisor))
         limiter = EngineLimiter(settings.engine_concurrency, settings.engine_queue_limit)
@@ -135,13 +147,15 @@ class NodeServices:
                 stream_max_len=settings.reply_stream_max_len,
             ),
             router=router,
-            tts=tts,
+            tts=TimedTextToSpeech(tts, metrics.tts_seconds.observe, tracing),
             feed=feed,
+            tracing=tracing,
         )
         hub.on_cancel_request = runner.cancel_soon
-        metrics.live_sessions.set_function(lambda: len(hub))
-        metrics.engine_waiting.set_function(lambda: limiter.waiting)
-        metrics.engine_active.set_function(lambda: limiter.active)
+        metrics.read_from(metrics.live_sessions, lambda: float(len(hub)))
+        metrics.read_from(metrics.engine_waiting, lambda: float(limiter.waiting))
+        metrics.read_from(metrics.engine_active, lambda: float(limiter.active))
+        metrics.read_from(metrics.bus_up, lambda: float(bus.healthy))
         return cls(
             settings=settings,
             store=store,
@@ -168,10 +182,12 @@ class NodeServices:
                 stale_seconds=settings.job_stale_seconds,
                 max_attempts=settings.job_max_attempts,
             ),
+            tracing=tracing,
         )
 
     def _ordered(self) -> list[tuple[str, Service]]:
         return [
+            ("tracing", self.tracing),  # first started, last closed: it sends the last spans
             ("store", self.store),
             ("engine", self.engine),
             ("bus", self.bus),
@@ -215,14 +231,21 @@ class NodeServices:
         self._loop_watch = self.supervisor.start(
             watch_loop_lag(self.metrics.loop_lag_seconds), name="loop.lag"
         )
+        if self.metrics.multiprocess_dir is not None:
+            # Several workers: each keeps its sampled gauges current for whichever
+            # worker answers the scrape.
+            self._sampling = self.supervisor.start(
+                self.metrics.keep_sampling(), name="metrics.sample"
+            )
         self.jobs.start()
 
     async def close(self) -> None:
         """Drain turns, write pending progress, then close services in reverse order."""
         self.ready = False
         await self.jobs.close()  # its job in flight is resumed by a node later
-        if self._loop_watch is not None:
-            self._loop_watch.cancel()  # endless by design: it must not hold the drain up
+        for endless in (self._loop_watch, self._sampling):
+            if endless is not None:
+                endless.cancel()  # endless by design: it must not hold the drain up
         self.hub.stop_following()
         self.hub.feed.close()  # dashboards' event streams end, so connections can close
         await self.supervisor.drain(self.settings.shutdown_grace_seconds)
@@ -265,10 +288,17 @@ class NodeServices:
             catalog=self.catalog,
             store=self.store,
             metrics=self.metrics,
-            stt=self.stt,
+            stt=TimedSpeechToText(self.stt, self.metrics.stt_seconds.observe),
             tts=self.tts,
             new_segmenter=self.new_segmenter,
-            read_aloud=ReadAloudModel(self.stt, self.settings.read_aloud_concurrency),
+            read_aloud=ReadAloudModel(
+                self.stt,
+                self.settings.read_aloud_concurrency,
+                ReadingHelp(
+                    self.settings.read_aloud_stall_seconds, self.settings.read_aloud_stall_help
+                ),
+            ),
+            readings=ReadingRecorder(self.store, self.supervisor, self.hub.feed),
         )
 
     @functools.cached_property

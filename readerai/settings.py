@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="`json` lines, `console` for people, `auto` picks by terminal."
     )
+    tracing: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="OpenTelemetry traces of turns over OTLP/HTTP: `auto` traces when "
+        "`OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, "
+        "`on` always (default endpoint `http://localhost:4318`), `off` never.",
+    )
     environment: Literal["development", "production"] = Field(
         "development", description="`production` refuses development defaults."
     )
@@ -206,6 +212,19 @@ class Settings(BaseSettings):
         description="Read-aloud recognitions (a window of one reader's audio) at once on "
         "the node; more readers wait their turn (needs `stt=whisper`).",
     )
+    read_aloud_stall_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=600,
+        description="Read-aloud: seconds of the reading's audio with the reader's position "
+        "unmoved before the tutor offers help, for a student with no class (a class's own "
+        "`stallSeconds` applies otherwise).",
+    )
+    read_aloud_stall_help: Literal["off", "say_word", "ask"] = Field(
+        "say_word",
+        description="Read-aloud help for a stalled student with no class: `say_word` (the "
+        "tutor says the next word), `ask` (a question about the passage so far) or `off`.",
+    )
     audio_bytes_per_second: int = Field(
         64_000,
         ge=32_000,
@@ -267,7 +286,23 @@ class Settings(BaseSettings):
         "your proxies' idle timeout).",
     )
     ws_ping_timeout: float = Field(
-        20.0, gt=0, description="A client that does not answer a ping in this time is dropped."
+        20.0,
+        gt=0,
+        description="A client that does not answer a ping in this time is closed (1011).",
+    )
+    handshake_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A connection must send a complete HTTP request head (a WebSocket "
+        "upgrade included) within this time of opening, or of its previous response; "
+        "else it gets 408 and is closed.",
+    )
+    ws_send_buffer_bytes: int = Field(
+        65536,
+        ge=0,
+        description="Bytes waiting to be sent to one client in the kernel (`SO_SNDBUF`, "
+        "which Linux doubles) and again in the server, before sends wait and "
+        "`READERAI_SEND_TIMEOUT_SECONDS` runs; 0 leaves the kernel's autotuning (up to 4 MiB).",
     )
     idle_timeout_seconds: float = Field(
         600.0, gt=0, description="A connection that sends nothing for this long is closed."

@@ -16,6 +16,7 @@ from readerai.api.schemas import (
     BroadcastOut,
     BroadcastView,
     ClassDetail,
+    ClassHelpIn,
     ClassIn,
     ClassOut,
     ErrorResponse,
@@ -47,7 +48,14 @@ KEEP_ALIVE_SECONDS = 15.0
 
 
 def _class_out(c: ClassRecord) -> ClassOut:
-    return ClassOut(id=c.id, name=c.name, teacher_id=c.teacher_id, student_count=c.student_count)
+    return ClassOut(
+        id=c.id,
+        name=c.name,
+        teacher_id=c.teacher_id,
+        student_count=c.student_count,
+        stall_seconds=c.stall_seconds,
+        stall_help=c.stall_help,
+    )
 
 
 def broadcast_view(b: BroadcastRecord) -> BroadcastView:
@@ -101,6 +109,19 @@ async def get_class(
         **_class_out(found).model_dump(),
         students=[StudentView(user_id=s.id, name=s.name) for s in students],
     )
+
+
+@router.patch("/{class_id}", responses=REFUSALS)
+async def change_class(
+    class_id: ClassId, body: ClassHelpIn, services: ServicesDep, principal: TeacherDep
+) -> ClassOut:
+    """Change how read-aloud helps a student stalled on a word (`stallSeconds`,
+    `stallHelp`); fields left out stay as they are (its teacher, admins)."""
+    await services.access.teaching(principal, class_id)
+    changed = await services.store.set_class_help(
+        class_id, stall_seconds=body.stall_seconds, stall_help=body.stall_help
+    )
+    return _class_out(changed)
 
 
 @router.post("/{class_id}/students", status_code=status.HTTP_201_CREATED, responses=REFUSALS)
@@ -196,9 +217,10 @@ async def roster(
 async def feed(
     class_id: ClassId, services: ServicesDep, principal: TeacherDep
 ) -> StreamingResponse:
-    """The dashboard's live feed (server-sent events): `roster` first, then `student`
-    and `message` events as they happen on any node, and a keep-alive comment every
-    15 s. Read it with `fetch` so the token goes in the `Authorization` header."""
+    """The dashboard's live feed (server-sent events): `roster` first, then `student`,
+    `message` and `reading` (a reading aloud scored) events as they happen on any
+    node, and a keep-alive comment every 15 s. Read it with `fetch` so the token goes
+    in the `Authorization` header."""
     await services.access.teaching(principal, class_id)
     dashboards = services.hub.feed
 

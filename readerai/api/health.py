@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import anyio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from readerai.services import NodeServices
 
@@ -25,7 +26,9 @@ async def readyz(request: Request) -> JSONResponse:
     if services is None or not services.ready:
         return JSONResponse({"status": "starting"}, status_code=503)
     bus = "ok" if services.bus.healthy else "unavailable"
-    if not await services.store.ping():
+    store_up = await services.store.ping()
+    services.metrics.store_up.set(store_up)
+    if not store_up:
         return JSONResponse({"status": "store_unavailable", "bus": bus}, status_code=503)
     # A node whose bus is down still serves its own sessions: it stays ready.
     return JSONResponse({"status": "ready", "bus": bus})
@@ -36,4 +39,11 @@ async def metrics(request: Request) -> Response:
     services: NodeServices | None = getattr(request.app.state, "services", None)
     if services is None:
         return Response(status_code=503)
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    metrics = services.metrics
+    metrics.store_up.set(await services.store.ping())
+    metrics.sample()  # on the loop: some gauges read the loop's tasks
+    if metrics.multiprocess_dir is None:
+        body = metrics.render()
+    else:  # reads every worker's file
+        body = await anyio.to_thread.run_sync(metrics.render)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

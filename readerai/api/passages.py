@@ -1,11 +1,19 @@
-"""Passages: list, read, add (prepared by a job), and their recorded narration."""
+"""Passages: list, read, add (prepared by a job), and their recorded narration.
+
+A passage is shown with where each sentence starts in its text (`sentenceStarts`):
+reading positions are character offsets, and a page or dashboard turns one into "the
+sentence containing it" with them.
+"""
 
 from __future__ import annotations
 
 import io
+import re
 import wave
+from collections.abc import Sequence
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Path, Response, status
 
 from readerai.api.deps import PrincipalDep, ServicesDep, TeacherDep
@@ -24,18 +32,64 @@ from readerai.store import PassageRecord
 
 router = APIRouter(prefix="/api/passages", tags=["passages"])
 
+#: How far past the previous sentence's end a sentence is looked for, beyond its own
+#: length (Markdown marks, blank lines and headings dropped between two sentences).
+_SEARCH_SLACK = 1000
+
+
+def sentence_starts(text: str, sentences: Sequence[str]) -> list[int]:
+    """Where each of `sentences` (as `grounding.split_sentences` cut `text`) starts in
+    `text`, as a character offset (Python's index: code points).
+
+    `split_sentences` joins a sentence's words with single spaces and drops list and
+    quote marks, so each sentence is looked for in order, from where the one before
+    ended, with any whitespace between its words; failing that (a mark inside it), its
+    first word; failing that, it starts where the one before ended. So the offsets
+    never decrease, and each search reads at most twice the sentence's length plus
+    `_SEARCH_SLACK` characters.
+    """
+    starts: list[int] = []
+    cursor = 0
+    for sentence in sentences:
+        words = sentence.split()
+        end = min(len(text), cursor + 2 * len(sentence) + _SEARCH_SLACK)
+        found = None
+        if words:
+            whole = re.compile(r"\s+".join(map(re.escape, words)))
+            found = whole.search(text, cursor, end) or re.compile(re.escape(words[0])).search(
+                text, cursor, end
+            )
+        if found is None:
+            starts.append(cursor)
+            continue
+        starts.append(found.start())
+        cursor = found.end()
+    return starts
+
 
 async def _has_narration(services: NodeServices, p: PassageRecord) -> bool:
     return bool(p.sentences) and await services.store.narration_count(p.id) == len(p.sentences)
 
 
+async def _starts(passages: list[PassageRecord]) -> list[list[int]]:
+    """`sentence_starts` of each passage, in a worker thread (a long passage of many
+    sentences costs tens of milliseconds)."""
+
+    def each() -> list[list[int]]:
+        return [sentence_starts(p.text, p.sentences) for p in passages]
+
+    return await anyio.to_thread.run_sync(each)
+
+
 async def _out(services: NodeServices, p: PassageRecord) -> PassageOut:
+    [starts] = await _starts([p])
     return PassageOut(
         id=p.id,
         title=p.title,
         level=p.level,
         text=p.text,
         sentences=p.sentences,
+        sentence_starts=starts,
         status=p.status,
         narration=await _has_narration(services, p),
     )
@@ -44,16 +98,18 @@ async def _out(services: NodeServices, p: PassageRecord) -> PassageOut:
 @router.get("")
 async def list_passages(services: ServicesDep, _: PrincipalDep) -> list[PassageSummary]:
     """Every passage, without its text."""
+    passages = await services.store.list_passages()
     return [
         PassageSummary(
             id=p.id,
             title=p.title,
             level=p.level,
             sentence_count=len(p.sentences),
+            sentence_starts=starts,
             status=p.status,
             narration=await _has_narration(services, p),
         )
-        for p in await services.store.list_passages()
+        for p, starts in zip(passages, await _starts(passages), strict=True)
     ]
 
 

@@ -1,7 +1,9 @@
 """Errors as JSON bodies `{"error": {"code", "message", "requestId"}}`, and request ids.
 
 Every HTTP request gets an id (the client's `X-Request-ID` if it sent a sane one), bound
-to every log line of the request and echoed in the response and in error bodies.
+to every log line of the request and echoed in the response and in error bodies. A
+WebSocket connection gets one the same way (`request_id_of`, in `api/ws.py`, which
+serves sockets before this middleware).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
@@ -45,8 +48,7 @@ class RequestIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        sent = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = sent if _SANE_ID.match(sent) else uuid.uuid4().hex
+        request_id = request_id_of(scope["headers"])
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:
@@ -58,9 +60,18 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
 
 
+def request_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The client's `X-Request-ID` if it is sane (1-64 of `A-Za-z0-9._-`), else a new id."""
+    sent = next((v for k, v in headers if k == b"x-request-id"), b"").decode("latin-1")
+    return sent if _SANE_ID.match(sent) else uuid.uuid4().hex
+
+
 def _body(request: Request, status: int, code: str, message: str) -> JSONResponse:
     request_id = request.scope.get("state", {}).get("request_id", "")
     log.info("http.error", status=status, code=code, path=request.url.path)
+    services = getattr(request.app.state, "services", None)
+    if services is not None:
+        services.metrics.http_errors.labels(code=code).inc()
     return JSONResponse(
         {"error": {"code": code, "message": message, "requestId": request_id}}, status_code=status
     )

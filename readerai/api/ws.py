@@ -12,7 +12,15 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketState
 
-from readerai.errors import CloseCode, Forbidden, NotFound, Unauthenticated, close_code_for
+from readerai.api.problems import request_id_of
+from readerai.errors import (
+    CloseCode,
+    Forbidden,
+    NotFound,
+    StoreUnavailable,
+    Unauthenticated,
+    close_code_for,
+)
 from readerai.services import NodeServices
 from readerai.session.actor import ClientGone, ConnectionActor
 
@@ -101,8 +109,13 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
     The token comes in `Sec-WebSocket-Protocol` (`bearer.<token>`, beside
     `readerai.v1`) or as a first `AUTH` frame, never in the URL. A refused connection
     is closed with 4401 or 4403 (4404: no such session) before any event is sent;
-    a malformed `lastSeq` is refused with 1008.
+    a malformed `lastSeq` is refused with 1008. Its request id (the client's
+    `X-Request-ID` if sane) is echoed in the handshake's response.
     """
+    request_id = request_id_of(websocket.scope["headers"])
+    # Every log line of the connection, its turns included, names it and its session.
+    # Bound in the connection's own task (uvicorn runs each in one): it ends with it.
+    structlog.contextvars.bind_contextvars(request_id=request_id, session_id=session_id)
     services: NodeServices | None = getattr(websocket.app.state, "services", None)
     if services is None or not services.ready:
         await websocket.close(CloseCode.SERVICE_RESTART, "server starting or stopping")
@@ -117,13 +130,16 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
     last_seq = int(raw_seq) if raw_seq is not None else None
     offered: list[str] = list(websocket.scope.get("subprotocols") or [])
     token = next((p[len(BEARER) :] for p in offered if p.startswith(BEARER)), None)
-    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+    await websocket.accept(
+        subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None,
+        headers=[(b"x-request-id", request_id.encode())],
+    )
     try:
         if token is None:
             token = await _first_frame_token(websocket)
         principal = services.tokens.verify(token)
         record = await services.access.session(principal, session_id)
-    except (Unauthenticated, Forbidden, NotFound) as exc:
+    except (Unauthenticated, Forbidden, NotFound, StoreUnavailable) as exc:
         log.info("connection.refused", session_id=session_id, code=exc.code)
         await websocket.close(close_code_for(exc), exc.message[:120])
         return

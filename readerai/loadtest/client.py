@@ -33,7 +33,8 @@ from readerai.loadtest.loads import (
     Tally,
 )
 from readerai.loadtest.sessions import BenchSession, OpenFailed, SessionOpener
-from readerai.loadtest.wire import Command, WorkerConfig, WorkerReport, WorkerResult
+from readerai.loadtest.soakload import SoakLoad
+from readerai.loadtest.wire import Command, SoakMix, WorkerConfig, WorkerReport, WorkerResult
 
 #: How often opening progress is reported while ramping.
 REPORT_SECONDS = 0.25
@@ -69,8 +70,9 @@ class Worker:
     async def run(self, commands: asyncio.StreamReader) -> None:
         config = self.config
         async with self._http() as http, asyncio.TaskGroup() as readers:
-            load = self._load(http, readers)
-            await self._ramp(http, load, readers)
+            opener = self._opener(http)
+            load = self._load(http, readers, opener)
+            await self._ramp(opener, load, readers)
             self._report("ramped")
             await _expect(commands, "run")
             stopping = asyncio.Event()
@@ -102,8 +104,38 @@ class Worker:
             trust_env=False,
         )
 
-    def _load(self, http: httpx.AsyncClient | None, tasks: asyncio.TaskGroup) -> Load:
+    def _opener(self, http: httpx.AsyncClient | None) -> SessionOpener:
+        config = self.config
+        return SessionOpener(
+            http if config.token else None,
+            config.ws_url,
+            config.token,
+            passage_id=config.passage_id,
+            class_id=config.class_id,
+            source_address=config.source_address,
+            create_concurrency=config.create_concurrency,
+        )
+
+    def _load(
+        self, http: httpx.AsyncClient | None, tasks: asyncio.TaskGroup, opener: SessionOpener
+    ) -> Load:
         mode, tally, sessions = self.config.mode, self.tally, self.sessions
+        if mode == "soak":
+
+            async def rejoin(session: BenchSession, fresh: bool) -> None:
+                # `soak` is bound below, before the load ever fires.
+                await self._rejoin(opener, soak, tasks, session, fresh=fresh)
+
+            soak = SoakLoad(
+                tally,
+                sessions,
+                self.config.soak or SoakMix(),
+                self.config.passage_id or "bench",
+                replies=self.config.replies,
+                rejoin=rejoin,
+                tasks=tasks,
+            )
+            return soak
         if mode == "progress":
             return ProgressLoad(tally, sessions, self.config.passage_id or "bench")
         if mode in ("questions", "bargein"):
@@ -117,20 +149,9 @@ class Worker:
             return DirectLoad(tally, http, self.config.max_tokens, tasks)
         return IdleLoad(tally)
 
-    async def _ramp(
-        self, http: httpx.AsyncClient | None, load: Load, readers: asyncio.TaskGroup
-    ) -> None:
+    async def _ramp(self, opener: SessionOpener, load: Load, readers: asyncio.TaskGroup) -> None:
         """Open the sessions at the ramp rate, at most `connect_concurrency` at once."""
         config = self.config
-        opener = SessionOpener(
-            http if config.token else None,
-            config.ws_url,
-            config.token,
-            passage_id=config.passage_id,
-            class_id=config.class_id,
-            source_address=config.source_address,
-            create_concurrency=config.create_concurrency,
-        )
         opening = asyncio.Semaphore(config.connect_concurrency)
         async with asyncio.TaskGroup() as ramp:
             reporter = ramp.create_task(self._report_opening())
@@ -150,18 +171,53 @@ class Worker:
         opening: asyncio.Semaphore,
     ) -> None:
         try:
-            session, total, handshake = await opener.open()
-        except OpenFailed as exc:
-            self._open_failed(exc.kind)
-        except (OSError, TimeoutError, WebSocketException, httpx.HTTPError, ValueError) as exc:
-            self._open_failed(type(exc).__name__)
-        else:
+            opened = await self._try_open(opener)
+        finally:
+            opening.release()
+        if opened is not None:
+            session, total, handshake = opened
             self.sessions.append(session)
             self.tally.samples["open"].append(total)
             self.tally.samples["connect"].append(handshake)
             readers.create_task(self._read(session, load))
-        finally:
-            opening.release()
+
+    async def _try_open(
+        self, opener: SessionOpener, session_id: str | None = None
+    ) -> tuple[BenchSession, float, float] | None:
+        """`opener.open(session_id)`, or None with the failure counted."""
+        try:
+            return await opener.open(session_id)
+        except OpenFailed as exc:
+            self._open_failed(exc.kind)
+        except (OSError, TimeoutError, WebSocketException, httpx.HTTPError, ValueError) as exc:
+            self._open_failed(type(exc).__name__)
+        return None
+
+    async def _rejoin(
+        self,
+        opener: SessionOpener,
+        load: Load,
+        readers: asyncio.TaskGroup,
+        session: BenchSession,
+        *,
+        fresh: bool,
+    ) -> None:
+        """Close `session` (already out of `sessions`), then open it again, or a new one."""
+        await session.ws.close()
+        self.tally.counts["left"] += 1
+        if self.closing:
+            return
+        opened = await self._try_open(opener, None if fresh else session.id)
+        if opened is None:
+            return
+        again, total, _ = opened
+        if self.closing:  # `_close_all` has already gone through `sessions`
+            await again.ws.close()
+            return
+        self.tally.counts["came_back_new" if fresh else "came_back"] += 1
+        self.tally.samples["reopen"].append(total)
+        self.sessions.append(again)
+        readers.create_task(self._read(again, load))
 
     def _open_failed(self, kind: str) -> None:
         self.failed += 1
@@ -174,7 +230,7 @@ class Worker:
                     await load.on_event(session, json.loads(frame))
         except ConnectionClosed:
             pass
-        if not self.closing:
+        if not (self.closing or session.leaving):
             code = session.ws.close_code
             self.tally.errors[f"closed:{code}"] += 1
 

@@ -4,6 +4,7 @@ A run has one main phase (ReaderAI under the scenario's load), preceded for
 `stream` by a `direct` phase reading the upstream fake with the same clients, and
 followed with `--baselines` by the same phase against each baseline server. Servers
 run one at a time, so no phase competes with another for the machine's cores.
+`soak` runs its own sequence around its phase (`soak.py`) and adds a verdict.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from readerai.loadtest.phase import PhasePlan, run_phase
 from readerai.loadtest.report import Report, describe_machine, print_header, print_report
 from readerai.loadtest.results import PhaseResult
 from readerai.loadtest.servers import Target, baseline_server, readerai_server, upstream_server
+from readerai.loadtest.soak import SoakPlan, run_soak
+from readerai.loadtest.soakresult import SoakResult
+from readerai.loadtest.wire import SoakMix
 
 BASELINES = ("plain", "naive")
 #: Lifetime of the admin token the benchmark mints.
@@ -39,6 +43,10 @@ TOKEN_TTL_SECONDS = 24 * 3600
 
 def main(argv: list[str]) -> int:
     """Run `readerai bench ARGV`; the exit status (1 if any phase had errors)."""
+    if argv[:1] == ["readaloud"]:  # its own rounds and options (`readaloud.py`)
+        from readerai.loadtest.readaloud import main as readaloud
+
+        return readaloud(argv[1:])
     options = parse_options(argv)
     command = shlex.join(["readerai", "bench", *argv])
     console = Console()
@@ -47,11 +55,11 @@ def main(argv: list[str]) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="readerai-bench-"))
     started_at = datetime.now(UTC).isoformat()
     try:
-        phases, notes = asyncio.run(_run(options, workdir, Console(stderr=True)))
+        phases, notes, soak = asyncio.run(_run(options, workdir, Console(stderr=True)))
     except (RuntimeError, httpx.HTTPError, OSError, ExceptionGroup) as exc:
         console.print(f"[red]benchmark failed:[/red] {_describe(exc)}\nlogs kept in {workdir}")
         return 1
-    report = Report.build(command, machine, started_at, options, phases, notes)
+    report = Report.build(command, machine, started_at, options, phases, notes, soak)
     print_report(console, report)
     if options.json_path is not None:
         options.json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,14 +71,19 @@ def main(argv: list[str]) -> int:
         for path in write_plots(report, options.plots_dir):
             console.print(f"plot: {path}")
     shutil.rmtree(workdir, ignore_errors=True)
-    return 1 if any(p.error_count or p.failed for p in phases) else 0
+    failed = any(p.error_count or p.failed for p in phases)
+    if report.soak is not None:
+        failed = failed or bool(report.soak.warmup_errors) or not report.soak.passed
+    return 1 if failed else 0
 
 
 async def _run(
     options: BenchOptions, workdir: Path, stderr: Console
-) -> tuple[list[PhaseResult], list[str]]:
+) -> tuple[list[PhaseResult], list[str], SoakResult | None]:
+    """The phases run (ReaderAI's first), notes, and the soak's verdict if it was one."""
     phases: list[PhaseResult] = []
     notes: list[str] = []
+    soak: SoakResult | None = None
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -96,15 +109,19 @@ async def _run(
             target = await stack.enter_async_context(_readerai(options, workdir, engine))
             if target.pid is None:
                 notes.append("no --pid for the server at --url: RSS and CPU not measured")
-            if options.scenario == "fanout":
+            if options.scenario in ("fanout", "soak"):
                 plan = replace(plan, class_id=await _create_class(target))
-            phases.insert(0, await run_phase(target, plan, workdir, progress))
+            if options.scenario == "soak":
+                loaded, soak = await run_soak(target, plan, _soak(options), workdir, progress)
+                phases.insert(0, loaded)
+            else:
+                phases.insert(0, await run_phase(target, plan, workdir, progress))
         if options.baselines:
             for kind in BASELINES:
                 async with baseline_server(kind, workdir) as baseline:
                     same = replace(plan, passage_id=None)
                     phases.append(await run_phase(baseline, same, workdir, progress))
-    return phases, notes
+    return phases, notes, soak
 
 
 def _describe(exc: BaseException) -> str:
@@ -115,7 +132,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _plan(options: BenchOptions) -> PhasePlan:
-    return PhasePlan(
+    plan = PhasePlan(
         scenario=options.scenario,
         mode=options.mode,
         sessions=options.sessions,
@@ -126,6 +143,24 @@ def _plan(options: BenchOptions) -> PhasePlan:
         drain=options.drain,
         passage_id=options.passage,
         max_tokens=options.tokens,
+    )
+    if options.scenario != "soak":
+        return plan
+    mix = SoakMix(
+        questions=options.rate,
+        progress=options.progress_rate,
+        reconnects=options.reconnect_rate,
+    )
+    return replace(plan, rate=mix.total, soak=mix, broadcast_rate=1 / options.broadcast_every)
+
+
+def _soak(options: BenchOptions) -> SoakPlan:
+    return SoakPlan(
+        warmup=options.warmup,
+        settle=options.settle,
+        sample_every=options.sample_every,
+        rss_margin_bytes=int(options.rss_margin_mib * 2**20),
+        task_margin=options.task_margin,
     )
 
 

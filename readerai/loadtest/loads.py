@@ -32,6 +32,9 @@ from readerai.loadtest.sessions import BenchSession, TurnTiming
 QUESTION = "Why did the lion let the mouse go?"
 #: A `PING` follows every this-many `READING_PROGRESS`, to time their handling.
 PROBE_EVERY = 4
+#: Positions sent cycle through the first this-many character offsets: a position is
+#: an offset into the passage's text, and one past its end is refused.
+PROGRESS_OFFSETS = 1000
 
 
 @dataclass
@@ -86,7 +89,8 @@ class ProgressLoad(IdleLoad):
     async def fire(self, index: int) -> None:
         session = self.sessions[index % len(self.sessions)]
         sent = time.perf_counter()
-        await session.send("READING_PROGRESS", passageId=self.passage_id, position=index)
+        position = index % PROGRESS_OFFSETS
+        await session.send("READING_PROGRESS", passageId=self.passage_id, position=position)
         self.tally.counts["progress_sent"] += 1
         if index % PROBE_EVERY == 0:
             session.pings.append(sent)

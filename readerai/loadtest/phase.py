@@ -17,7 +17,7 @@ import contextlib
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,12 +28,22 @@ from readerai.loadtest.procstat import ProcessSampler, ProcReading, cpu_percent
 from readerai.loadtest.prometheus import LagSummary, lag_between, scrape_lag
 from readerai.loadtest.results import BroadcastResult, PhaseResult, ServerStats, merge_results
 from readerai.loadtest.servers import Target, stop_process
-from readerai.loadtest.wire import Command, WorkerConfig, WorkerMode, WorkerReport, WorkerResult
+from readerai.loadtest.wire import (
+    Command,
+    SoakMix,
+    WorkerConfig,
+    WorkerMode,
+    WorkerReport,
+    WorkerResult,
+)
 
 #: Sessions one source address can hold towards one server port, with room to spare.
 SESSIONS_PER_ADDRESS = 25_000
 #: Pause after the ramp so memory settles before it is read.
 SETTLE_SECONDS = 1.0
+
+#: Told the moment a phase enters a stage: "ramping", "running", "stopping".
+StageHook = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,10 @@ class PhasePlan:
     passage_id: str | None = None
     class_id: str | None = None
     max_tokens: int = 64
+    #: `soak`: the kinds of events making up `rate`.
+    soak: SoakMix | None = None
+    #: Class broadcasts per second the coordinator sends during the run (`listen`: `rate`).
+    broadcast_rate: float = 0.0
 
 
 class ClientProcess:
@@ -111,15 +125,22 @@ def worker_configs(target: Target, plan: PhasePlan) -> list[WorkerConfig]:
             drain_seconds=plan.drain,
             max_tokens=plan.max_tokens,
             replies=target.prometheus,
+            soak=plan.soak.share(plan.clients) if plan.soak else None,
         )
         for i in range(plan.clients)
     ]
 
 
 async def run_phase(
-    target: Target, plan: PhasePlan, workdir: Path, progress: Progress
+    target: Target,
+    plan: PhasePlan,
+    workdir: Path,
+    progress: Progress,
+    on_stage: StageHook | None = None,
 ) -> PhaseResult:
-    """Load `target` as `plan` says; the merged measurements."""
+    """Load `target` as `plan` says; the merged measurements.
+
+    When it returns, the client processes have closed their sessions and exited."""
     configs = worker_configs(target, plan)
     async with (
         httpx.AsyncClient(
@@ -133,7 +154,7 @@ async def run_phase(
     ):
         for client in clients:
             tasks.create_task(client.pump())
-        phase = _Phase(target, plan, http, clients)
+        phase = _Phase(target, plan, http, clients, on_stage or (lambda _: None))
         result = await phase.measure(tasks, progress)
     return result
 
@@ -170,9 +191,15 @@ class _Phase:
     """The coordinator's side of one phase, from ramp to merged result."""
 
     def __init__(
-        self, target: Target, plan: PhasePlan, http: httpx.AsyncClient, clients: list[ClientProcess]
+        self,
+        target: Target,
+        plan: PhasePlan,
+        http: httpx.AsyncClient,
+        clients: list[ClientProcess],
+        stage: StageHook,
     ) -> None:
         self.target, self.plan, self.http, self.clients = target, plan, http, clients
+        self.stage = stage
         self.sampler = ProcessSampler(target.pid, self.opened) if target.pid is not None else None
 
     def opened(self) -> int:
@@ -182,6 +209,7 @@ class _Phase:
         plan = self.plan
         sampling = tasks.create_task(self.sampler.run()) if self.sampler else None
         before = await self._read()
+        self.stage("ramping")
         ramp_started = time.monotonic()
         await self._ramp(progress)
         ramp_seconds = time.monotonic() - ramp_started
@@ -189,12 +217,15 @@ class _Phase:
         ramped = await self._read()
         lag_before = await self._lag_buckets()
         await self._tell(Command(command="run"))
+        self.stage("running")
         run_started = time.monotonic()
-        broadcasts = await self._broadcasts() if plan.mode == "listen" else 0
+        broadcast_rate = plan.rate if plan.mode == "listen" else plan.broadcast_rate
+        broadcasts = await self._broadcasts(broadcast_rate) if broadcast_rate > 0 else 0
         await asyncio.sleep(max(0.0, run_started + plan.duration - time.monotonic()))
         run_ended = await self._read()
         run_seconds = time.monotonic() - run_started
         lag = await self._lag_since(lag_before)
+        self.stage("stopping")
         await self._tell(Command(command="stop", broadcasts=broadcasts))
         results = await self._results()
         if sampling is not None:
@@ -249,13 +280,13 @@ class _Phase:
         after = await self._lag_buckets()
         return lag_between(before, after) if before and after else None
 
-    async def _broadcasts(self) -> int:
+    async def _broadcasts(self, rate: float) -> int:
         """Broadcast to the class at `rate` per second for the run; how many were sent."""
         plan = self.plan
-        count = max(1, int(plan.duration * plan.rate))
+        count = max(1, int(plan.duration * rate))
         start = time.monotonic()
         for k in range(count):
-            await asyncio.sleep(max(0.0, start + k / plan.rate - time.monotonic()))
+            await asyncio.sleep(max(0.0, start + k / rate - time.monotonic()))
             # The send time travels in the text: receivers measure against it.
             text = f"bench broadcast {k} {time.monotonic():.6f}"
             response = await self.http.post(

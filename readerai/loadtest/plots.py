@@ -1,4 +1,5 @@
-"""PNG plots of a report: latency distributions, and server memory against sessions.
+"""PNG plots of a report: latency distributions, server memory against sessions, and
+for a soak, memory and tasks over time.
 
 matplotlib is imported here only, and only when plots are asked for: the server
 never needs it (it is in the `dev` extra). The `Agg` backend draws without a display.
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from readerai.loadtest.report import METRIC_ORDER, Report
+from readerai.loadtest.soakresult import SoakResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -45,6 +47,16 @@ def write_plots(report: Report, directory: Path) -> list[Path]:
         figure.savefig(path, dpi=110, bbox_inches="tight")
         written.append(path)
     plt.close(figure)
+
+    if report.soak is not None:
+        figure, (rss_axes, task_axes) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
+        _soak_timeline(rss_axes, task_axes, report.soak)
+        verdict = "returned to baseline" if report.soak.passed else "did NOT return to baseline"
+        rss_axes.set_title(f"soak: server memory and tasks over time ({verdict})")
+        path = directory / "soak-timeline.png"
+        figure.savefig(path, dpi=90, bbox_inches="tight")
+        written.append(path)
+        plt.close(figure)
     return written
 
 
@@ -87,3 +99,52 @@ def _rss_against_sessions(axes: Axes, report: Report) -> bool:
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize="small", loc="upper left")
     return drawn
+
+
+#: Stages of a soak shaded on its timeline, and their colours.
+_STAGE_SHADES = {"warmup": "0.85", "ramping": "C1", "running": "C1", "stopping": "C1"}
+
+
+def _soak_timeline(rss_axes: Axes, task_axes: Axes, soak: SoakResult) -> None:
+    """RSS (with the baseline and its margin) above; task and session counts below."""
+    t = [s.t for s in soak.samples]
+    rss_axes.plot(t, [s.rss_bytes / 2**20 for s in soak.samples], color="C0", label="RSS")
+    base = soak.baseline.rss_bytes / 2**20
+    rss_axes.axhline(base, color="0.4", linestyle=":", label="baseline")
+    rss_axes.axhline(
+        base + soak.rss_margin_bytes / 2**20, color="C3", linestyle="--", label="baseline + margin"
+    )
+    rss_axes.set_ylabel("server RSS (MiB)")
+    series = (
+        ("event_loop_tasks", "event-loop tasks"),
+        ("connections", "connections"),
+        ("live_sessions", "live sessions"),
+        ("background_tasks", "background tasks"),
+    )
+    for colour, (field, label) in enumerate(series):
+        values = [getattr(s, field) for s in soak.samples]
+        task_axes.plot(
+            t, [np.nan if v is None else v for v in values], color=f"C{colour + 2}", label=label
+        )
+    task_axes.set_ylabel("count")
+    task_axes.set_xlabel("seconds since the soak began (grey: warm-up, orange: load)")
+    for axes in (rss_axes, task_axes):
+        for stage, start, end in _stage_spans(soak):
+            shade = _STAGE_SHADES.get(stage)
+            if shade is not None:
+                axes.axvspan(start, end, color=shade, alpha=0.15, linewidth=0)
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize="small", loc="upper left")
+
+
+def _stage_spans(soak: SoakResult) -> list[tuple[str, float, float]]:
+    """(stage, first sample's time, next stage's first sample's time), in order."""
+    spans: list[tuple[str, float, float]] = []
+    for sample in soak.samples:
+        if spans and spans[-1][0] == sample.stage:
+            spans[-1] = (sample.stage, spans[-1][1], sample.t)
+        else:
+            if spans:
+                spans[-1] = (spans[-1][0], spans[-1][1], sample.t)
+            spans.append((sample.stage, sample.t, sample.t))
+    return spans

@@ -35,21 +35,24 @@ class ProcReading:
     rss_bytes: int
     cpu_seconds: float
     at: float
+    threads: int = 0
 
 
 def read_proc(pid: int) -> ProcReading:
-    """RSS and CPU seconds of `pid` now; blocking (reads two small /proc files)."""
-    rss_kib = 0
+    """RSS, CPU seconds and threads of `pid` now; blocking (reads two small /proc files)."""
+    rss_kib = threads = 0
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 rss_kib = int(line.split()[1])
-                break
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
+                break  # after VmRSS in the file
     with open(f"/proc/{pid}/stat") as stat:
         # The command name (field 2) may hold spaces; fields after ")" are fixed.
         fields = stat.read().rsplit(")", 1)[1].split()
     utime, stime = int(fields[11]), int(fields[12])
-    return ProcReading(rss_kib * 1024, (utime + stime) / _CLOCK_TICKS, time.monotonic())
+    return ProcReading(rss_kib * 1024, (utime + stime) / _CLOCK_TICKS, time.monotonic(), threads)
 
 
 class ProcessSampler:

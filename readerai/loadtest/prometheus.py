@@ -1,8 +1,9 @@
-"""Event-loop lag of a ReaderAI server, from its `/metrics` histogram.
+"""Event-loop lag and gauges of a ReaderAI server, from its `/metrics`.
 
 `readerai_event_loop_lag_seconds` is a cumulative histogram since the server
 started; the lag during a run is the difference of two scrapes, and a percentile is
 interpolated within its bucket the way Prometheus' `histogram_quantile` does.
+Gauges (tasks, connections, live sessions) are read as they are at the scrape.
 """
 
 from __future__ import annotations
@@ -29,13 +30,33 @@ class LagSummary(BaseModel):
 
 async def scrape_lag(http: httpx.AsyncClient, base_url: str) -> Buckets | None:
     """The lag histogram now; `None` if the server has no such metric."""
+    text = await scrape(http, base_url)
+    return parse_buckets(text) if text is not None else None
+
+
+async def scrape(http: httpx.AsyncClient, base_url: str) -> str | None:
+    """The `/metrics` page now; `None` if the server does not serve one."""
     try:
         response = await http.get(f"{base_url}/metrics", timeout=10.0)
     except httpx.HTTPError:
         return None
     if response.status_code != 200:
         return None
-    return parse_buckets(response.text)
+    return response.text
+
+
+def parse_gauges(text: str, names: tuple[str, ...]) -> dict[str, float]:
+    """The values of the gauges `names` found in `text`; a gauge with several series
+    (one per worker process, in multiprocess mode) is their sum."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        head, _, value = line.rpartition(" ")
+        name = head.partition("{")[0]
+        if name in names:
+            values[name] = values.get(name, 0.0) + float(value)
+    return values
 
 
 def parse_buckets(text: str) -> Buckets | None:

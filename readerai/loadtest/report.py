@@ -1,4 +1,5 @@
-"""The benchmark's report: the machine, every phase, comparisons; terminal and JSON."""
+"""The benchmark's report: the machine, every phase, comparisons, a soak's verdict;
+terminal and JSON."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from rich.table import Table
 from readerai.loadtest.comparisons import Ratio, StreamOverhead, ratios, stream_overhead
 from readerai.loadtest.options import BenchOptions
 from readerai.loadtest.results import PhaseResult
+from readerai.loadtest.soakresult import Figures, SoakResult
 
 #: Latencies in the order they are shown.
 METRIC_ORDER = (
@@ -58,6 +60,7 @@ class Report(BaseModel):
     ratios: list[Ratio]
     stream: StreamOverhead | None
     notes: list[str]
+    soak: SoakResult | None = None
 
     @classmethod
     def build(
@@ -68,6 +71,7 @@ class Report(BaseModel):
         options: BenchOptions,
         phases: list[PhaseResult],
         notes: list[str],
+        soak: SoakResult | None = None,
     ) -> Report:
         main = phases[0]
         baselines = [p for p in phases if p.target in ("plain", "naive")]
@@ -84,6 +88,7 @@ class Report(BaseModel):
             ratios=ratios(main, baselines),
             stream=stream_overhead(main, direct) if direct else None,
             notes=notes,
+            soak=soak,
         )
 
 
@@ -122,6 +127,8 @@ def print_report(console: Console, report: Report) -> None:
         _print_stream(console, report.stream)
     if report.ratios:
         _print_ratios(console, report.ratios)
+    if report.soak is not None:
+        _print_soak(console, report.soak)
     for note in report.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
 
@@ -207,6 +214,63 @@ def _print_ratios(console: Console, rows: list[Ratio]) -> None:
             ratio,
         )
     console.print(table)
+
+
+def _print_soak(console: Console, soak: SoakResult) -> None:
+    console.print()
+    console.rule("[bold]soak[/bold] · does the server return to its baseline?")
+    table = Table("", "baseline", "peak (load)", "after leave", "limit", "", box=None)
+    checks = {c.figure: c for c in soak.checks}
+    rows = (
+        ("RSS (MiB)", "rss_bytes"),
+        ("background tasks", "background_tasks"),
+        ("event-loop tasks", "event_loop_tasks"),
+        ("connections", "connections"),
+        ("live sessions", "live_sessions"),
+        ("CPU (% of a core)", "cpu_percent"),
+        ("threads", "threads"),
+    )
+    for label, field in rows:
+        check = checks.get(field)
+        cells = [_soak_figure(f, field) for f in (soak.baseline, soak.peak, soak.after)]
+        limit = _soak_value(check.limit, field) if check else ""
+        verdict = ("[green]ok[/green]" if check.passed else "[red]FAIL[/red]") if check else ""
+        table.add_row(label, *cells, limit, verdict)
+    console.print(table)
+    slope = soak.rss_slope_bytes_per_second
+    if slope is not None and soak.slope_window is not None:
+        start, end = soak.slope_window
+        check = checks.get("rss_slope")
+        limit = f" (limit {check.limit / 1024:.2f} KiB/s)" if check else ""
+        console.print(
+            f"RSS slope over the second half of the load ({start:.0f}-{end:.0f} s): "
+            f"{slope / 1024:+.2f} KiB/s{limit}"
+        )
+    console.print(
+        f"samples: {len(soak.samples)}; baseline and after are medians of "
+        f"{soak.baseline.samples} and {soak.after.samples} samples"
+    )
+    if soak.warmup_errors:
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(soak.warmup_errors.items()))
+        console.print(f"warm-up errors: [red]{errors}[/red]")
+    if soak.passed:
+        console.print("[green]PASS[/green]: RSS and task counts returned to their baseline")
+    else:
+        failed = ", ".join(c.name for c in soak.checks if not c.passed) or "no figures"
+        console.print(f"[red]FAIL[/red]: {failed}")
+
+
+def _soak_figure(figures: Figures, field: str) -> str:
+    value = getattr(figures, field)
+    return "—" if value is None else _soak_value(value, field)
+
+
+def _soak_value(value: float, field: str) -> str:
+    if field == "rss_bytes":
+        return f"{value / 2**20:.1f}"
+    if field == "cpu_percent":
+        return f"{value:.1f}"
+    return f"{value:g}"
 
 
 def _figure(metric: str, value: float) -> str:

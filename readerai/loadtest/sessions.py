@@ -61,6 +61,12 @@ class BenchSession:
     turns: dict[str, TurnTiming] = field(default_factory=dict)
     pings: deque[float] = field(default_factory=deque)
     broadcasts: int = 0
+    #: Closed on purpose (the soak's reconnects): its reader's end is not an error.
+    leaving: bool = False
+
+    def awaited(self) -> int:
+        """Answers this session still waits for."""
+        return len(self.asked) + len(self.turns) + len(self.pings)
 
     async def send(self, type_: str, **payload: Any) -> None:
         await self.ws.send(json.dumps({"type": type_, "payload": payload}))
@@ -91,10 +97,13 @@ class SessionOpener:
         self._source_address = source_address
         self._creating = asyncio.Semaphore(create_concurrency)
 
-    async def open(self) -> tuple[BenchSession, float, float]:
-        """A connected session, with the seconds it took in all and for the WebSocket."""
+    async def open(self, session_id: str | None = None) -> tuple[BenchSession, float, float]:
+        """A connected session, with the seconds it took in all and for the WebSocket.
+
+        `session_id`: connect again to that session instead of creating one."""
         started = time.perf_counter()
-        session_id = await self._create()
+        if session_id is None:
+            session_id = await self._create()
         connecting = time.perf_counter()
         ws = await self._connect(session_id)
         try:

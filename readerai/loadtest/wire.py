@@ -20,8 +20,31 @@ from pydantic import BaseModel, Field
 
 #: What a client process does with its sessions while the run lasts.
 #: `listen` waits for class broadcasts; `direct` has no sessions and streams
-#: completions straight from an OpenAI-compatible server.
-WorkerMode = Literal["idle", "progress", "questions", "bargein", "listen", "direct"]
+#: completions straight from an OpenAI-compatible server; `soak` mixes questions,
+#: progress and sessions leaving and coming back, and listens for broadcasts.
+WorkerMode = Literal["idle", "progress", "questions", "bargein", "listen", "direct", "soak"]
+
+
+class SoakMix(BaseModel):
+    """Events per second of each kind in the `soak` mode (`rate` is their sum)."""
+
+    questions: float = 0.0
+    progress: float = 0.0
+    reconnects: float = Field(
+        0.0, description="Sessions closed and opened again (half of them as new sessions)."
+    )
+
+    @property
+    def total(self) -> float:
+        return self.questions + self.progress + self.reconnects
+
+    def share(self, parts: int) -> SoakMix:
+        """One of `parts` equal shares (one client process's)."""
+        return SoakMix(
+            questions=self.questions / parts,
+            progress=self.progress / parts,
+            reconnects=self.reconnects / parts,
+        )
 
 
 class WorkerConfig(BaseModel):
@@ -45,6 +68,7 @@ class WorkerConfig(BaseModel):
     drain_seconds: float = 10.0
     max_tokens: int = 64
     replies: bool = Field(True, description="The server streams replies after acknowledging.")
+    soak: SoakMix | None = Field(None, description="`soak`: the mix making up `rate`.")
 
 
 class Command(BaseModel):

@@ -6,12 +6,21 @@ before the settled point (the end of the last final word) to the newest sample.
 Words ending in the window's last `holdback` are provisional, the others final.
 
 Sizes (`WindowPlan`), measured on synthesised readings (tests/readaloud): a decode
-costs about as much for 1 s of audio as for 4 s (the encoder always sees 30 s), so
-the price is one decode per `step`; 1.5 s halves the cost of 1 s and misheard no
+costs about as much for 1 s of audio as for 4 s when the encoder sees Whisper's 30 s,
+so the price is one decode per `step`; 1.5 s halves the cost of 1 s and misheard no
 more. A word is heard and timed well only with audio on both sides: `lead_in` gives
 context (and absorbs the stretched start Whisper gives a window's first word), and
 `holdback` waits for the words the window's end cuts. So windows are 3.5-4 s, a
 first guess at a word comes within `step`, the final word within `step + holdback`.
+
+Cost and lag: the encoder is most of a decode (0.40 of 0.5 CPU-seconds, tiny.en int8)
+because faster-whisper pads each window to 30 s. It is given the window's sound and
+`encoder_padding` seconds of that padding instead (`_short_encoder`): about a third
+of the CPU per reader, and the words come back that much sooner. Now and then the
+short encoder skips the first second of a window; a window with speech and no word
+heard over it (`_skipped`) is heard again with the full 30 s. A shorter `step`
+(0.75 or 1 s while the reader reads) was tried with it: it cost twice the CPU and,
+on two busy cores, lowered the lag not at all (docs/performance.md, "Read-aloud").
 
 Results keep `Aligner.feed`'s contract: each starts after every final word returned
 and no later than the provisional tail it replaces.
@@ -33,6 +42,8 @@ Memory: at most `longest` seconds are buffered; audio that would leave unheard
 
 from __future__ import annotations
 
+import copy
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +80,8 @@ _FADE = 0.3
 _SAME_WORD = 0.25
 #: Seconds a word must end after the settled point to be taken as a new word.
 _JITTER = 0.06
+#: Seconds of sound with no word heard in them that mean the recogniser skipped speech.
+_UNHEARD = 0.6
 #: Smallest step of stream time: a word that follows another starts at least this later.
 _TICK = 0.001
 
@@ -80,6 +93,10 @@ class WindowPlan:
     `silence_dbfs`: audio quieter than this is not sent to the model: a silent window
     costs no decode, and silence at either end of a window is cut off, since Whisper
     stretches words over it and makes up words ("Thank you.") in it.
+
+    `encoder_padding`: seconds of padding after the sound the encoder sees (None: all
+    of Whisper's 30 s, the way faster-whisper does it). 1 s let the decoder skip or
+    repeat words; 3 s and 10 s heard the test readings as the full 30 s does.
     """
 
     step: float = 1.5
@@ -87,6 +104,7 @@ class WindowPlan:
     holdback: float = 1.0
     longest: float = 6.0
     silence_dbfs: float = -50.0
+    encoder_padding: float | None = 3.0
 
     def __post_init__(self) -> None:
         if min(self.step, self.lead_in, self.holdback) <= 0:
@@ -179,7 +197,7 @@ class ReadingListener:
             self._heard_to = end  # what arrives from now on waits for the next window
             offset = start / INPUT_SAMPLE_RATE
             text = prompt(offset) if prompt is not None else ""
-            hear = partial(_hear, self._model, pcm, offset, text, self._plan.silence_dbfs)
+            hear = partial(_hear, self._model, pcm, offset, text, self._plan)
             heard = await anyio.to_thread.run_sync(hear, limiter=self._limiter)
             # The thread ran to its end, shielded: a cancel that came meanwhile lands
             # here, before the state moves. From here on no await: all at once.
@@ -272,27 +290,86 @@ class _Heard:
 
 
 def _hear(
-    model: WhisperModel, pcm: bytes, offset: float, prompt: str, silence_dbfs: float
+    model: WhisperModel, pcm: bytes, offset: float, prompt: str, plan: WindowPlan
 ) -> _Heard | None:
     """Recognise one window (blocking: in a worker thread); None if it is silent.
+
+    With `WindowPlan.encoder_padding`, first with a short encoder (`_short_encoder`);
+    if that left speech unheard (`_skipped`), again with Whisper's full 30 s.
+    """
+    samples = pcm16_to_float32(pcm)
+    sound = _sound(samples, plan.silence_dbfs)
+    if sound is None:
+        return None
+    begin, end = sound
+    sound_samples, at = samples[begin:end], offset + begin / INPUT_SAMPLE_RATE
+    heard: list[HeardWord] | None = None
+    if plan.encoder_padding is not None:
+        seconds = sound_samples.size / INPUT_SAMPLE_RATE + plan.encoder_padding
+        heard = _words(_short_encoder(model, seconds), sound_samples, at, prompt)
+        if _skipped(heard, sound_samples, at, plan.silence_dbfs):
+            heard = None
+    if heard is None:
+        heard = _words(model, sound_samples, at, prompt)
+    return _Heard(heard, offset + min(samples.size, end) / INPUT_SAMPLE_RATE)
+
+
+def _words(model: WhisperModel, samples: Float32Array, at: float, prompt: str) -> list[HeardWord]:
+    """The words of a window's sound, made-up ones left out.
 
     A prompt now and then sends Whisper into a loop ("he was a little bit more
     hungry", over and over, in no time): more words than anyone can say are taken
     as made up, and the window is heard again without the prompt, or else as nothing.
     """
-    samples = pcm16_to_float32(pcm)
-    sound = _sound(samples, silence_dbfs)
-    if sound is None:
-        return None
-    begin, end = sound
-    sound_samples, at = samples[begin:end], offset + begin / INPUT_SAMPLE_RATE
-    most = _MOST_WORDS_PER_SECOND * sound_samples.size / INPUT_SAMPLE_RATE + 2
-    heard = _decode(model, sound_samples, at, prompt)
+    most = _MOST_WORDS_PER_SECOND * samples.size / INPUT_SAMPLE_RATE + 2
+    heard = _decode(model, samples, at, prompt)
     if prompt and len(heard) > most:
-        heard = _decode(model, sound_samples, at, "")
-    if len(heard) > most:
-        heard = []
-    return _Heard(heard, offset + min(samples.size, end) / INPUT_SAMPLE_RATE)
+        heard = _decode(model, samples, at, "")
+    return heard if len(heard) <= most else []
+
+
+def _skipped(heard: list[HeardWord], samples: Float32Array, at: float, silence_dbfs: float) -> bool:
+    """Whether speech went unheard: before the first word or between two, more than
+    `_UNHEARD` seconds mostly louder than `silence_dbfs`. (The short encoder now and
+    then skips the first second or so of a window; the full one does not.)"""
+    frames = samples[: samples.size // _FRAME * _FRAME].reshape(-1, _FRAME)
+    loud = np.mean(np.square(frames, dtype=np.float64), axis=1) > 10 ** (silence_dbfs / 10)
+    if not heard:
+        return bool(loud.mean() > 0.5)
+    gaps = [(at, heard[0].start)] + [(a.end, b.start) for a, b in itertools.pairwise(heard)]
+    per_second = INPUT_SAMPLE_RATE / _FRAME
+    for start, stop in gaps:
+        if stop - start > _UNHEARD:
+            first, last = round((start - at) * per_second), round((stop - at) * per_second)
+            span = loud[first:last]
+            if span.size and span.mean() > 0.5:
+                return True
+    return False
+
+
+#: Mel frames per second of audio, and Whisper's frames (30 s) its encoder was made for.
+_MEL_PER_SECOND = 100
+_WHISPER_FRAMES = 3000
+
+
+def _short_encoder(model: WhisperModel, seconds: float) -> WhisperModel:
+    """`model` with an encoder that sees `seconds` of mel frames, not 30 s.
+
+    faster-whisper pads every window to Whisper's 30 s, and the encoder's cost grows
+    with its input: 0.40 CPU-seconds for 30 s against 0.014 for 4 s (tiny.en, int8,
+    2 threads). The encoder takes a shorter input as it is (whisper.cpp's
+    `audio_ctx`); the padding kept after the sound tells the decoder where it ends.
+    A shallow copy of the shared model, for one call: the model itself is unchanged.
+    """
+    frames = min(_WHISPER_FRAMES, 100 * math.ceil(seconds * _MEL_PER_SECOND / 100))
+    short = copy.copy(model)
+    full_encode = model.encode
+
+    def encode(features: Float32Array) -> object:
+        return full_encode(features[..., :frames])
+
+    short.encode = encode
+    return short
 
 
 def _decode(model: WhisperModel, samples: Float32Array, at: float, prompt: str) -> list[HeardWord]:

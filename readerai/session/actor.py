@@ -10,9 +10,9 @@ reply in flight does not belong to the connection: it lives on in the session.
 - Writer: the only task that sends. It drains a bounded `OutboundQueue`; a client
   that stops reading fills it, or makes one send outlast `send_timeout`, and is
   closed with 4008, so memory per connection stays bounded.
-- Read-aloud mode (`SESSION_UPDATE {mode: read_aloud}`): audio frames go to a
-  `ReadAloudFollower` instead of voice input; its task is owned here like the voice
-  task, and questions stay normal turns meanwhile.
+- Read-aloud mode (`SESSION_UPDATE {mode: read_aloud}`): audio frames go to the
+  reading followed (`ReadingMode`, session/reading_mode.py) instead of voice input;
+  its tasks are ended here with the voice task, and questions stay normal turns.
 """
 
 from __future__ import annotations
@@ -35,12 +35,14 @@ from readerai.errors import (
     RateLimited,
     ReaderAIError,
     SlowConsumer,
+    StoreUnavailable,
     Unsupported,
     close_code_for,
 )
 from readerai.metrics import Metrics
 from readerai.protocol import (
     AudioCommit,
+    AudioStart,
     ClientEvent,
     Error,
     Ping,
@@ -56,13 +58,14 @@ from readerai.protocol import (
     encode,
     parse_client_event,
 )
-from readerai.readaloud.align import Position
 from readerai.session.catalog import PassageCatalog
 from readerai.session.hub import SessionHub
 from readerai.session.live import LiveSession
 from readerai.session.outbound import OutboundQueue
 from readerai.session.ratelimit import TokenBucket
-from readerai.session.read_aloud import ReadAloudFollower, ReadAloudModel
+from readerai.session.read_aloud import ReadAloudModel
+from readerai.session.reading_mode import ReadingMode
+from readerai.session.reading_results import ReadingRecorder
 from readerai.session.runner import TurnRunner
 from readerai.session.voice_input import VoiceInput
 from readerai.store import PassageRecord, SessionRecord, Store
@@ -80,6 +83,8 @@ log = structlog.get_logger(__name__)
 CLOSE_DEADLINE = 5.0
 #: How long a connection being closed may take to send the events queued before.
 FLUSH_DEADLINE = 1.0
+#: Frames the reader handles before it lets other tasks run (see `_reader`).
+FRAMES_PER_YIELD = 16
 
 
 class ClientGone(Exception):
@@ -134,6 +139,8 @@ class SessionServices:
     new_segmenter: Callable[[], VoiceActivitySegmenter]
     #: The model read-aloud mode hears with; None: read-aloud is not offered.
     read_aloud: ReadAloudModel | None = None
+    #: Scores and stores readings aloud when they end; None: they are not kept.
+    readings: ReadingRecorder | None = None
 
 
 class ConnectionActor:
@@ -158,10 +165,6 @@ class ConnectionActor:
         )
         self._voice: VoiceInput | None = None
         self._voice_task: asyncio.Task[None] | None = None
-        #: The reading followed in read-aloud mode; audio frames go to it, not to voice.
-        self._reading: ReadAloudFollower | None = None
-        #: Followers' tasks, the current one and those still finishing; ended with us.
-        self._reading_tasks: set[asyncio.Task[None]] = set()
         self._writing: asyncio.Task[None] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -170,6 +173,8 @@ class ConnectionActor:
         self._strikes = 0
         self._close: tuple[int, str] | None = None
         self._log = log.bind(session_id=session_id)
+        #: Read-aloud mode: the reading followed, if any; its tasks are ended with ours.
+        self._reading = ReadingMode(services, self.deliver, self._log)
 
     # -- Subscriber: called by the live session, never awaits ---------------------
 
@@ -192,13 +197,14 @@ class ConnectionActor:
         connection (not a cancel scope per frame) keep an idle connection small.
         """
         metrics = self._services.metrics
-        metrics.connections.inc()
+        metrics.connection_opened(self.queue)
         loop = asyncio.get_running_loop()
         try:
             try:
                 live = await self._services.hub.attach(self.session_id, self, last_seq, record)
-            except NotFound as exc:
-                self._close = (CloseCode.SESSION_NOT_FOUND, exc.message)
+            except (NotFound, StoreUnavailable) as exc:
+                # Not found, or not readable now (1013: the client reconnects later).
+                self._close = (close_code_for(exc), exc.message)
                 return
             self._task = asyncio.current_task()
             self._writing = loop.create_task(self._write_then_end(live))
@@ -221,7 +227,7 @@ class ConnectionActor:
                         live.audio_out = False  # nobody is listening: do not synthesise
                 self._services.hub.detach(live, self)
         finally:
-            metrics.connections.dec()
+            metrics.connection_closed(self.queue)
             await self._close_transport()
 
     async def _write_then_end(self, live: LiveSession) -> None:
@@ -241,7 +247,7 @@ class ConnectionActor:
             # why) go out first, for a moment at most.
             self.queue.close()
             await asyncio.wait([writing], timeout=FLUSH_DEADLINE)
-        owned = (self._writing, self._voice_task, *self._reading_tasks)
+        owned = (self._writing, self._voice_task, *self._reading.tasks)
         tasks = [t for t in owned if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
@@ -250,6 +256,12 @@ class ConnectionActor:
         for task in tasks:
             if not task.cancelled() and task.exception() is not None:
                 self._log.error("connection.task_failed", exc_info=task.exception())
+        # A cancelled task keeps its CancelledError, whose traceback holds this actor's
+        # frames: with the handles kept, actor, live session and socket formed a cycle
+        # that only a full GC pass (rare by design, `collector.py`) could free, so every
+        # closed connection stayed in memory a while (`readerai bench soak`).
+        self._writing = self._voice_task = None
+        self._reading.close()
 
     def _uncancel(self) -> int:
         task = self._task
@@ -285,7 +297,10 @@ class ConnectionActor:
             return
         self.state = ConnectionState.CLOSING
         code, reason = self._close
-        with anyio.move_on_after(CLOSE_DEADLINE, shield=True):
+        # A client that stopped reading takes no close frame either: it gets a moment,
+        # then the server drops the connection (`api/bounded_protocols.py`).
+        deadline = FLUSH_DEADLINE if code == CloseCode.SLOW_CONSUMER else CLOSE_DEADLINE
+        with anyio.move_on_after(deadline, shield=True):
             try:
                 await self._transport.close(code, reason[:120])
             except Exception as exc:  # noqa: BLE001 - the peer may already be gone
@@ -324,10 +339,18 @@ class ConnectionActor:
 
     async def _reader(self, live: LiveSession) -> None:
         loop = asyncio.get_running_loop()
+        # Frames already received come back from `receive` without a pause: a client
+        # sending as fast as it can would hold the event loop until it is closed, so
+        # the reader lets the other connections run every `FRAMES_PER_YIELD` frames.
+        unyielded = 0
         while True:
             frame = await self._transport.receive()
             if frame is None:
                 return
+            unyielded += 1
+            if unyielded >= FRAMES_PER_YIELD:
+                unyielded = 0
+                await asyncio.sleep(0)
             self._last_rx = loop.time()
             received_at = time.perf_counter()
             if isinstance(frame, bytes):
@@ -348,18 +371,20 @@ class ConnectionActor:
         """Hand an audio frame to the reading followed (read-aloud mode) or else to voice
         input; False when the connection must close."""
         try:
-            if self._voice is None and self._reading is None:
+            if self._voice is None and not self._reading.following:
                 raise Unsupported("send SESSION_UPDATE {audio: {...}} before audio frames")
             if len(frame) % 2:
                 raise InvalidPayload("PCM16 audio frames have an even number of bytes")
         except ReaderAIError as exc:
+            # A refused frame counts as a message: a flood of them is closed (1008).
+            if not self._admit(self._bucket.take()):
+                return False
             self._refuse(exc)
             return True
         if not self._admit(self._audio_bucket.take(len(frame))):
             return False
-        if self._reading is not None:  # read-aloud mode: the audio is the reading
-            self._reading.accept(frame)
-        elif self._voice is not None:
+        # In read-aloud mode the audio is the reading; else it is voice input.
+        if not self._reading.accept(frame) and self._voice is not None:
             self._voice.accept(frame)
         return True
 
@@ -389,31 +414,26 @@ class ConnectionActor:
         elif isinstance(event, ResponseCancel):
             await services.runner.cancel(live, event.turn_id)
         elif isinstance(event, ReadingProgress):
-            await self._require_passage(event.passage_id)
-            self._reached(live, event.passage_id, event.position)
+            passage = await self._require_passage(event.passage_id)
+            if event.position > len(passage.text):  # a character offset into its text
+                raise InvalidPayload(
+                    f"position {event.position} is past the end of passage "
+                    f"{event.passage_id!r} ({len(passage.text)} characters)"
+                )
+            self._reading.reached(live, event.passage_id, event.position)
         elif isinstance(event, SessionUpdate):
             await self._update_session(live, event)
-        elif isinstance(event, AudioCommit):
+        elif isinstance(event, AudioStart | AudioCommit):
             if self._voice is None or self._voice.mode != "manual":
-                raise Unsupported("AUDIO_COMMIT needs SESSION_UPDATE {turnDetection: manual}")
-            self._voice.commit()
+                raise Unsupported(f"{event.TYPE} needs SESSION_UPDATE {{turnDetection: manual}}")
+            # In read-aloud mode the audio between the two is a question, not the reading.
+            self._reading.asking = isinstance(event, AudioStart)
+            if isinstance(event, AudioCommit):
+                self._voice.commit()
         elif isinstance(event, PlaybackPosition):
             await services.runner.playback_stopped(live, event.turn_id, event.ms)
         elif isinstance(event, Ping):
             self.deliver(Pong(id=event.id))
-
-    def _reached(self, live: LiveSession, passage_id: str, position: int) -> None:
-        """The student is at `position` of `passage_id` (reported, or heard reading):
-        keep it and show it on the class dashboard."""
-        live.progress.update(passage_id, position)
-        self._services.hub.feed.student(
-            live.class_id,
-            live.user_id,
-            live.id,
-            coalesce=True,
-            passageId=passage_id,
-            position=position,
-        )
 
     async def _update_session(self, live: LiveSession, event: SessionUpdate) -> None:
         """Apply the fields present in `event`; validate all before changing any."""
@@ -433,7 +453,7 @@ class ConnectionActor:
         reading: PassageRecord | None = None
         if event.mode == "read_aloud":
             passage_id = event.passage_id if "passage_id" in given else live.passage_id
-            reading = await self._reading_passage(passage_id)
+            reading = await self._reading.passage(passage_id)
         if "passage_id" in given:
             if event.passage_id is not None:
                 await self._require_passage(event.passage_id)
@@ -450,60 +470,9 @@ class ConnectionActor:
         if event.turn_detection is not None:
             self._start_voice(live).mode = event.turn_detection
         if reading is not None:
-            self._start_reading(live, reading)
+            self._reading.start(live, reading)
         elif event.mode == "conversation":
-            self._stop_reading()
-
-    async def _reading_passage(self, passage_id: str | None) -> PassageRecord:
-        """The passage read-aloud mode would follow; refused when it cannot."""
-        read_aloud = self._services.read_aloud
-        if read_aloud is None:
-            raise Unsupported("read_aloud mode is not available on this server")
-        read_aloud.model()  # raises when no model is loaded
-        if passage_id is None:
-            raise InvalidPayload(
-                "read_aloud mode needs a passage: send passageId with it, or set one before"
-            )
-        passage = await self._services.catalog.get(passage_id)
-        if passage is None:
-            raise NotFound(f"no passage {passage_id!r}")
-        return passage
-
-    def _start_reading(self, live: LiveSession, passage: PassageRecord) -> None:
-        """Follow a reading of `passage`; one already followed of it goes on."""
-        if self._reading is not None and self._reading.passage_id == passage.id:
-            return
-        self._stop_reading()
-        read_aloud = self._services.read_aloud
-        assert read_aloud is not None  # checked by `_reading_passage`
-
-        def reached(position: Position) -> None:
-            self._reached(live, passage.id, position.char_offset)
-
-        self._reading = ReadAloudFollower(
-            passage_id=passage.id,
-            passage_text=passage.text,
-            model=read_aloud.model(),
-            limiter=read_aloud.limiter,
-            deliver=self.deliver,
-            reached=reached,
-        )
-        # Ended (cancelled and awaited) with the connection, in `_stop_tasks`.
-        task = asyncio.get_running_loop().create_task(self._reading.run())
-        self._reading_tasks.add(task)
-        task.add_done_callback(self._reading_done)
-        self._log.info("read_aloud.started", passage_id=passage.id)
-
-    def _stop_reading(self) -> None:
-        """Back to conversation: the reading hears what it has, reports, and ends."""
-        if self._reading is not None:
-            self._reading.finish()
-            self._reading = None
-
-    def _reading_done(self, task: asyncio.Task[None]) -> None:
-        self._reading_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._log.error("read_aloud.task_failed", exc_info=task.exception())
+            self._reading.stop()
 
     def _start_voice(self, live: LiveSession) -> VoiceInput:
         if self._voice is None:
@@ -522,6 +491,8 @@ class ConnectionActor:
             self._voice_task = asyncio.get_running_loop().create_task(self._voice.run())
         return self._voice
 
-    async def _require_passage(self, passage_id: str) -> None:
-        if await self._services.catalog.get(passage_id) is None:
+    async def _require_passage(self, passage_id: str) -> PassageRecord:
+        passage = await self._services.catalog.get(passage_id)
+        if passage is None:
             raise NotFound(f"no passage {passage_id!r}")
+        return passage

@@ -1,7 +1,8 @@
 """The class feed: what a teacher's dashboard shows, live, from every node.
 
 Nodes report what their students do: a connection comes or goes (`online`), the
-reading position or passage changes, a question is asked or a reply ends. Each report
+reading position or passage changes, a question is asked or a reply ends, a reading
+aloud is scored (`reading`). Each report
 goes to every node (through the bus) and from there to the dashboards of that class
 connected there. Position reports are coalesced to at most one per session every
 `COALESCE_SECONDS`, so a dashboard is never more than that behind, and never flooded.
@@ -143,6 +144,18 @@ class ClassFeed:
         if class_id is None or user_id is None or self._closed:
             return
         self._emit(class_id, "message", {"userId": user_id, "sessionId": session_id, **fields})
+
+    def reading(
+        self,
+        class_id: str | None,
+        user_id: str | None,
+        session_id: str,
+        **summary: Any,
+    ) -> None:
+        """Report a reading aloud that was scored and stored (its summary)."""
+        if class_id is None or user_id is None or self._closed:
+            return
+        self._emit(class_id, "reading", {"userId": user_id, "sessionId": session_id, **summary})
 
     def forget(self, session_id: str) -> None:
         """The session left this node: send what is pending and drop its state."""

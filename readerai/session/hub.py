@@ -21,6 +21,7 @@ from typing import Any
 
 from readerai.engines.base import ChatTurn
 from readerai.errors import BusUnavailable, NotFound
+from readerai.logs import without_log_context
 from readerai.protocol import (
     BroadcastView,
     ReplyStatus,
@@ -68,7 +69,7 @@ class SessionHub:
         self.progress = ProgressWriter(
             store,
             progress_interval,
-            lambda coro: supervisor.start(coro, name="progress.flush"),
+            lambda coro: supervisor.start(without_log_context(coro), name="progress.flush"),
         )
         self._lease = lease_seconds
         self._stream_max_len = stream_max_len

@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -43,6 +43,7 @@ from readerai.engines.cluster import ClusterLimit
 from readerai.engines.limiter import EngineLimiter
 from readerai.errors import BusUnavailable, EngineTimeout, ReaderAIError
 from readerai.grounding import cite, select_context
+from readerai.logs import without_log_context
 from readerai.metrics import Metrics
 from readerai.protocol import (
     ErrorInfo,
@@ -52,6 +53,7 @@ from readerai.protocol import (
     ResponseQueued,
     ResponseStarted,
     ServerEvent,
+    TurnReason,
 )
 from readerai.session.catalog import PassageCatalog
 from readerai.session.checkpoints import ReplyCheckpoints
@@ -63,6 +65,7 @@ from readerai.session.speaker import TurnSpeaker
 from readerai.session.turn import Turn
 from readerai.store import NewMessage, Store
 from readerai.supervisor import TaskSupervisor
+from readerai.tracing import AttributeValue, Tracing
 from readerai.voice.base import TextToSpeech
 
 log = structlog.get_logger(__name__)
@@ -106,8 +109,10 @@ class TurnRunner:
         router: SessionRouter,
         tts: TextToSpeech | None = None,
         feed: ClassFeed | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._feed = feed or ClassFeed()
+        self._tracing = tracing or Tracing(enabled=False, environ={})
         self._router = router
         self._bus: Bus = router.bus
         self._store = store
@@ -124,45 +129,25 @@ class TurnRunner:
             self._bus,
             lease_key,
             limits.lease_seconds,
-            lambda coro: supervisor.start(coro, name="turn.checkpoints"),
+            # One loop for every turn of the node: not bound to the turn that starts it.
+            lambda coro: supervisor.start(without_log_context(coro), name="turn.checkpoints"),
         )
 
     async def ask(self, live: LiveSession, question: str, received_at: float) -> Turn:
         """Store `question`, acknowledge it and start its reply; cancels any reply first."""
         async with live.turn_lock:
             await self._cancel_locked(live, None)
-            turn = Turn(id=uuid.uuid4().hex, question=question)
-            await self._take_lease(live)
-            # The reply starts while the question is stored: an upstream's first
-            # token takes longer than the write. Its events wait at the turn's gate
-            # until the acknowledgement is out.
-            turn.task = self._supervisor.start(
-                self._run(live, turn, received_at),
-                name="turn",
-                session_id=live.id,
-                turn_id=turn.id,
-            )
+            turn_id = uuid.uuid4().hex
+            trace = self._tracing.turn(live.id, turn_id, len(question))
+            turn = Turn(id=turn_id, question=question, trace=trace)
+            # Log lines and spans from here on name the turn, in this task and in the
+            # turn's tasks (a task keeps the context it was started in).
+            bound = structlog.contextvars.bind_contextvars(turn_id=turn_id)
             try:
-                # The question and its reply's `in_progress` row in one write: from
-                # the acknowledgement on, a node's death leaves both behind.
-                _, reply = await self._store.add_messages(
-                    [
-                        NewMessage(live.id, turn.id, "student", question, ReplyStatus.COMPLETED),
-                        NewMessage(live.id, turn.id, "tutor", "", ReplyStatus.IN_PROGRESS),
-                    ]
-                )
-            except BaseException:
-                turn.gate.abandon()
-                turn.task.cancel()
-                await asyncio.wait({turn.task})
-                raise
-            turn.message_id = reply.id
-            live.turn = turn
-            live.publish(
-                InterruptionAcknowledged(turn_id=turn.id, timestamp=datetime.now(UTC).isoformat())
-            )
-            self._metrics.ack_seconds.observe(time.perf_counter() - received_at)
-            turn.gate.open()
+                with trace.active():
+                    await self._begin(live, turn, received_at)
+            finally:
+                structlog.contextvars.reset_contextvars(**bound)
             self._feed.message(
                 live.class_id,
                 live.user_id,
@@ -173,6 +158,88 @@ class TurnRunner:
                 status=ReplyStatus.COMPLETED.value,
             )
             return turn
+
+    async def _begin(self, live: LiveSession, turn: Turn, received_at: float) -> None:
+        """Take the lease, start the reply, store the question and acknowledge it."""
+        await self._take_lease(live)
+        # The reply starts while the question is stored: an upstream's first token
+        # takes longer than the write. Its events wait at the turn's gate until the
+        # acknowledgement is out.
+        turn.task = self._supervisor.start(
+            self._run(live, turn, received_at),
+            name="turn",
+            session_id=live.id,
+            turn_id=turn.id,
+        )
+        try:
+            # The question and its reply's `in_progress` row in one write: from the
+            # acknowledgement on, a node's death leaves both behind.
+            with self._tracing.span("store.question"):
+                _, reply = await self._store.add_messages(
+                    [
+                        NewMessage(
+                            live.id, turn.id, "student", turn.question, ReplyStatus.COMPLETED
+                        ),
+                        NewMessage(live.id, turn.id, "tutor", "", ReplyStatus.IN_PROGRESS),
+                    ]
+                )
+        except BaseException:
+            turn.gate.abandon()
+            turn.task.cancel()
+            await asyncio.wait({turn.task})
+            raise
+        turn.message_id = reply.id
+        live.turn = turn
+        live.publish(
+            InterruptionAcknowledged(turn_id=turn.id, timestamp=datetime.now(UTC).isoformat())
+        )
+        self._metrics.ack_seconds.observe(time.perf_counter() - received_at)
+        turn.gate.open()
+
+    async def offer(self, live: LiveSession, text: str, reason: TurnReason) -> Turn | None:
+        """Say `text` as a tutor turn nobody asked for (`reason`: why, sent with
+        `RESPONSE_STARTED`), stored as a tutor message alone; no engine is used.
+
+        Never interrupts: None, and nothing said, while a reply is in flight or
+        another node holds the session's turn lease.
+        """
+        async with live.turn_lock:
+            if live.streaming_turn() is not None or not await self._lease_free(live):
+                return None
+            turn = Turn(id=uuid.uuid4().hex, question="", script=text, reason=reason)
+            turn.task = self._supervisor.start(
+                self._run(live, turn, time.perf_counter()),
+                name="turn.offer",
+                session_id=live.id,
+                turn_id=turn.id,
+            )
+            try:
+                reply = await self._store.add_message(
+                    session_id=live.id,
+                    turn_id=turn.id,
+                    role="tutor",
+                    text="",
+                    status=ReplyStatus.IN_PROGRESS,
+                )
+            except BaseException:
+                turn.gate.abandon()
+                turn.task.cancel()
+                await asyncio.wait({turn.task})
+                raise
+            turn.message_id = reply.id
+            live.turn = turn
+            turn.gate.open()
+            return turn
+
+    async def _lease_free(self, live: LiveSession) -> bool:
+        """Take the session's turn lease if no node holds it (True while the bus is down)."""
+        try:
+            holder = await self._bus.acquire_lease(
+                lease_key(live.id), self._bus.node_id, self._limits.lease_seconds
+            )
+        except BusUnavailable:
+            return True
+        return holder is None
 
     async def cancel(self, live: LiveSession, turn_id: str | None) -> bool:
         """Cancel the reply in flight (only if it is `turn_id`, when given)."""
@@ -262,6 +329,8 @@ class TurnRunner:
         log.info("turn.cut_to_heard", session_id=live.id, turn_id=turn_id, ms=played_ms)
 
     async def _run(self, live: LiveSession, turn: Turn, received_at: float) -> None:
+        # This task's context only (a turn the tutor offers was not bound by `ask`).
+        structlog.contextvars.bind_contextvars(turn_id=turn.id)
         bound = log.bind(session_id=live.id, turn_id=turn.id)
         status = ReplyStatus.FAILED
         request = EngineRequest(question=turn.question)
@@ -292,21 +361,16 @@ class TurnRunner:
             )
         try:
             self._checkpoints.add(live, turn)
-            request = await self._request(live, turn)
+            if turn.script is None:
+                request = await self._request(live, turn)
             async with asyncio.timeout(self._limits.engine_timeout):
-                async with (
-                    self._limiter.slot(
-                        lambda n: publish(ResponseQueued(turn_id=turn.id, position=n))
-                    ),
-                    self._cluster.slot(
-                        lambda: publish(ResponseQueued(turn_id=turn.id, position=1))
-                    ),
-                ):
-                    emit(ResponseStarted(turn_id=turn.id))
-                    async for text in self._engine.stream(request):
+                async with self._engine_slot(turn, publish):
+                    emit(ResponseStarted(turn_id=turn.id, reason=turn.reason))
+                    async for text in self._reply(turn, request):
                         if not text:
                             continue
-                        if turn.seq == 0:
+                        if turn.seq == 0 and turn.script is None:
+                            self._tracing.event("first_token")
                             turn.first_delta_at = time.perf_counter()
                             self._metrics.first_delta_seconds.observe(
                                 turn.first_delta_at - received_at
@@ -344,7 +408,55 @@ class TurnRunner:
                 session_id=live.id,
                 turn_id=turn.id,
             )
-            await asyncio.shield(finish)
+            try:
+                await asyncio.shield(finish)
+            finally:
+                turn.trace.end(status.value, turn.error.code if turn.error else None)
+
+    async def _store_reply(
+        self, live: LiveSession, turn: Turn, text: str, status: ReplyStatus
+    ) -> int:
+        """Write the reply whole (over its `in_progress` row, if any); its message id."""
+        if turn.message_id is not None:
+            await self._store.update_message(
+                turn.message_id, text=text, status=status, citations=turn.citations
+            )
+            return turn.message_id
+        stored = await self._store.add_message(
+            session_id=live.id,
+            turn_id=turn.id,
+            role="tutor",
+            text=text,
+            status=status,
+            citations=turn.citations,
+        )
+        return stored.id
+
+    @contextlib.asynccontextmanager
+    async def _engine_slot(
+        self, turn: Turn, publish: Callable[[ServerEvent], None]
+    ) -> AsyncIterator[None]:
+        """A slot of the engine, on this node and in the cluster; none for a scripted turn."""
+        if turn.script is not None:
+            yield
+            return
+        asked = time.perf_counter()
+        async with (
+            self._limiter.slot(lambda n: publish(ResponseQueued(turn_id=turn.id, position=n))),
+            self._cluster.slot(lambda: publish(ResponseQueued(turn_id=turn.id, position=1))),
+        ):
+            waited = time.perf_counter() - asked
+            self._metrics.engine_wait_seconds.observe(waited)
+            attributes: dict[str, AttributeValue] = {
+                "engine.name": self._engine.name,
+                "engine.wait_ms": waited * 1e3,
+            }
+            with self._tracing.span("engine.stream", **attributes):
+                yield
+
+    def _reply(self, turn: Turn, request: EngineRequest) -> AsyncIterator[str]:
+        """The reply's deltas: the engine's, or a scripted turn's line in one."""
+        return self._engine.stream(request) if turn.script is None else _said(turn.script)
 
     async def _request(self, live: LiveSession, turn: Turn) -> EngineRequest:
         passage = await self._catalog.get(live.passage_id) if live.passage_id else None
@@ -381,21 +493,8 @@ class TurnRunner:
         error = turn.error
         async with live.state_lock:
             try:
-                if turn.message_id is not None:
-                    await self._store.update_message(
-                        turn.message_id, text=text, status=status, citations=turn.citations
-                    )
-                    message_id = turn.message_id
-                else:
-                    stored = await self._store.add_message(
-                        session_id=live.id,
-                        turn_id=turn.id,
-                        role="tutor",
-                        text=text,
-                        status=status,
-                        citations=turn.citations,
-                    )
-                    message_id = stored.id
+                with self._tracing.span("store.reply"):
+                    message_id = await self._store_reply(live, turn, text, status)
                 if turn.timeline is not None and turn.timeline.spans:
                     live.remember_spoken(
                         turn.id,
@@ -406,9 +505,9 @@ class TurnRunner:
                 error = error or exc
             if live.turn is turn:
                 live.turn = None
-            live.history.extend(
-                [ChatTurn(role="student", text=turn.question), ChatTurn(role="tutor", text=text)]
-            )
+            if turn.question:  # a turn the tutor started has no question
+                live.history.append(ChatTurn(role="student", text=turn.question))
+            live.history.append(ChatTurn(role="tutor", text=text))
             emit(
                 ResponseDone(
                     turn_id=turn.id,
@@ -432,6 +531,8 @@ class TurnRunner:
             status=status.value,
         )
         self._metrics.turns.labels(status=status.value).inc()
+        if error is not None:
+            self._metrics.turn_errors.labels(code=error.code).inc()
         log.info(
             "turn.finished",
             session_id=live.id,
@@ -444,3 +545,8 @@ class TurnRunner:
             else None,
         )
         live.release_if_idle()
+
+
+async def _said(line: str) -> AsyncIterator[str]:
+    """A scripted turn's reply, as a one-delta stream."""
+    yield line

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from readerai.errors import ReaderAIError
-from readerai.protocol import InflightView, ReplyStatus, ResponseDelta, ServerEvent
+from readerai.protocol import InflightView, ReplyStatus, ResponseDelta, ServerEvent, TurnReason
 from readerai.session.spoken import SpokenTimeline
+from readerai.tracing import NO_SPAN, TurnSpan
 
 
 class IllegalTransition(RuntimeError):
@@ -92,6 +93,12 @@ class Turn:
     #: The reply's row in the store, written while it streams (None until stored).
     message_id: int | None = None
     gate: AckGate = field(default_factory=AckGate)
+    #: The turn's root span (a do-nothing one when tracing is off).
+    trace: TurnSpan = NO_SPAN
+    #: A turn the tutor starts unasked (`question` empty): the line it says, and why
+    #: (`reason` on `RESPONSE_STARTED`, e.g. `reading_help`). No engine is used.
+    script: str | None = None
+    reason: TurnReason | None = None
 
     @property
     def seq(self) -> int:

@@ -1,4 +1,5 @@
-"""Durable state: sessions, messages, reading progress, passages, the classroom, jobs.
+"""Durable state: sessions, messages, reading progress, passages, the classroom, jobs,
+scored readings aloud.
 
 `Store` is the interface the rest of ReaderAI uses; `SqlStore` implements it on
 SQLAlchemy 2 async for SQLite (aiosqlite, the default) and PostgreSQL (asyncpg).
@@ -9,6 +10,7 @@ from __future__ import annotations
 from readerai.store.base import (
     JOB_STATUSES,
     PASSAGE_STATUSES,
+    STALL_HELP_CHOICES,
     BroadcastRecord,
     ClassRecord,
     JobOutcome,
@@ -26,6 +28,7 @@ from readerai.store.base import (
 __all__ = [
     "JOB_STATUSES",
     "PASSAGE_STATUSES",
+    "STALL_HELP_CHOICES",
     "BroadcastRecord",
     "ClassRecord",
     "JobOutcome",

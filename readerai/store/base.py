@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from readerai.protocol import ReplyStatus
+
+if TYPE_CHECKING:  # defined beside their table (models.py imports this module)
+    from readerai.store.models import MissedWord, ReadingHelp, ReadingRecord
 
 #: What a passage is: being prepared (split, indexed, narrated), usable, or not.
 PASSAGE_STATUSES = frozenset({"preparing", "ready", "failed"})
@@ -15,6 +18,11 @@ PASSAGE_STATUSES = frozenset({"preparing", "ready", "failed"})
 JOB_STATUSES = frozenset({"queued", "running", "completed", "failed"})
 #: How a job that ran may end (`Store.finish_job`).
 JobOutcome = Literal["completed", "failed"]
+#: How the tutor helps a student stalled on a word while reading aloud (per class).
+STALL_HELP_CHOICES = frozenset({"off", "say_word", "ask"})
+#: A class's stall settings until its teacher changes them (and with no class at all).
+DEFAULT_STALL_SECONDS = 5.0
+DEFAULT_STALL_HELP = "say_word"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +99,10 @@ class ClassRecord:
     teacher_id: str
     created_at: datetime
     student_count: int = 0
+    #: Read-aloud: silence on one word before help is offered, and which help
+    #: (one of STALL_HELP_CHOICES).
+    stall_seconds: float = DEFAULT_STALL_SECONDS
+    stall_help: str = DEFAULT_STALL_HELP
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +334,50 @@ class Store(Protocol):
 
     async def recent_broadcasts(self, class_id: str, limit: int = 20) -> list[BroadcastRecord]:
         """The class's `limit` newest broadcasts, oldest first."""
+
+    async def set_class_help(
+        self, class_id: str, *, stall_seconds: float | None = None, stall_help: str | None = None
+    ) -> ClassRecord:
+        """Change the class's stall settings (None: unchanged); NotFound without the class.
+
+        `ValueError` for a `stall_help` not in STALL_HELP_CHOICES or a negative or
+        non-finite `stall_seconds`.
+        """
+
+    # ------------------------------------------------------------------ readings
+
+    async def reading_help(self, class_id: str | None) -> ReadingHelp:
+        """How to help a stalled reader of the class; the defaults (5.0 s, `say_word`)
+        for None or a class that does not exist."""
+
+    async def save_reading(self, reading: ReadingRecord) -> None:
+        """Store a scored reading; Conflict if its id is taken."""
+
+    async def get_reading(self, reading_id: str) -> ReadingRecord | None:
+        """One reading with its miscues and timeline, or None."""
+
+    async def list_readings(
+        self,
+        *,
+        class_id: str | None = None,
+        user_id: str | None = None,
+        passage_id: str | None = None,
+        limit: int = 100,
+    ) -> list[ReadingRecord]:
+        """The `limit` newest readings matching every filter given, newest first,
+        with their miscues but an empty timeline."""
+
+    async def missed_words(
+        self,
+        *,
+        class_id: str | None = None,
+        user_id: str | None = None,
+        last: int = 20,
+        limit: int = 10,
+    ) -> list[MissedWord]:
+        """The `limit` words most often omitted or substituted over the `last` readings
+        matching the filters, most missed first (ties: alphabetical); words are
+        compared case-insensitively."""
 
     # ------------------------------------------------------------------ sign-in codes
 

@@ -8,14 +8,16 @@ foreign key: what was said stays on record.
 
 from __future__ import annotations
 
+import math
 import uuid
+from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from readerai.errors import Conflict, NotFound
-from readerai.store.base import BroadcastRecord, ClassRecord, UserRecord
-from readerai.store.core import SqlStoreCore, check_length, upsert
+from readerai.store.base import STALL_HELP_CHOICES, BroadcastRecord, ClassRecord, UserRecord
+from readerai.store.core import SqlStoreCore, check_choice, check_length, upsert
 from readerai.store.models import (
     CLASS_ID_LENGTH,
     NAME_LENGTH,
@@ -110,6 +112,38 @@ class ClassroomStore(SqlStoreCore):
         async with self._db.transaction() as session:
             rows = (await session.execute(statement)).all()
         return [row.to_record(student_count=count) for row, count in rows]
+
+    @retried_write
+    async def set_class_help(
+        self, class_id: str, *, stall_seconds: float | None = None, stall_help: str | None = None
+    ) -> ClassRecord:
+        """Change the class's read-aloud help for a stalled reader (None: unchanged).
+
+        NotFound without the class; ValueError for a `stall_help` not in
+        STALL_HELP_CHOICES or a `stall_seconds` below 0 or not finite.
+        """
+        values: dict[str, Any] = {}
+        if stall_seconds is not None:
+            if not math.isfinite(stall_seconds) or stall_seconds < 0:
+                raise ValueError(f"stall_seconds must be a finite number >= 0, got {stall_seconds}")
+            values["stall_seconds"] = float(stall_seconds)
+        if stall_help is not None:
+            check_choice("stall help", stall_help, STALL_HELP_CHOICES)
+            values["stall_help"] = stall_help
+        async with self._db.transaction() as session:
+            if values:
+                changed = await session.execute(
+                    update(ClassRow).where(ClassRow.id == class_id).values(**values)
+                )
+                found = changed.rowcount > 0  # type: ignore[attr-defined]
+            else:
+                found = await session.get(ClassRow, class_id) is not None
+        if not found:
+            raise NotFound(f"class {class_id!r} does not exist")
+        record = await self.get_class(class_id)
+        if record is None:  # removed between the two statements
+            raise NotFound(f"class {class_id!r} does not exist")
+        return record
 
     # ------------------------------------------------------------------ members
 

@@ -9,7 +9,12 @@ Invariants:
 - a pooled PostgreSQL connection is checked before it is handed out, so one cut by a
   server restart is replaced rather than failing the next unit of work;
 - no blocking call runs on the event loop: the engine is built (SQLite paths are
-  resolved) and SQLite directories are made on anyio worker threads.
+  resolved) and SQLite directories are made on anyio worker threads;
+- a SQLite file that cannot be written (its disk turned read-only, failed or filled
+  up) is `StoreUnavailable` too, and every pooled SQLite connection is dropped, so
+  the next unit of work opens the file afresh: a disk that an operator remounts or
+  replaces serves again without a restart. Until a write succeeds again `ping`
+  answers False (reads alone would still succeed), so the node reports not ready.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from sqlalchemy import event, text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, ExceptionContext
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
@@ -38,6 +43,9 @@ from readerai.store.migrate import connect_args, ensure_sqlite_directory
 
 #: Longest a health check may take before the database is reported down.
 PING_DEADLINE_SECONDS = 2.0
+#: SQLite primary result codes that mean the file cannot be written, whatever the
+#: statement: SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
+SQLITE_DISK_ERRORS = frozenset({8, 10, 13, 14})
 
 
 class Database:
@@ -51,6 +59,9 @@ class Database:
         self.is_postgresql = url.get_backend_name() == "postgresql"
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
+        #: Set when a SQLite write failed for want of a writable disk; cleared by a
+        #: `ping` whose write succeeds.
+        self._disk_failing = False
 
     @property
     def connected(self) -> bool:
@@ -79,15 +90,27 @@ class Database:
             await self._engine.dispose()
 
     async def ping(self) -> bool:
-        """True when `SELECT 1` answers within two seconds; never raises."""
+        """True when `SELECT 1` answers within two seconds; never raises.
+
+        After a SQLite disk error the check is a write instead (the schema version
+        rewritten unchanged), since a read-only disk still answers reads.
+        """
         if self._engine is None:
             return False
+        probe_write = self._disk_failing
         try:
             with anyio.fail_after(PING_DEADLINE_SECONDS):
                 async with self._engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
+                    if probe_write:
+                        version = (await connection.execute(text("PRAGMA user_version"))).scalar()
+                        await connection.execute(text(f"PRAGMA user_version = {int(version or 0)}"))
+                        await connection.commit()
+                    else:
+                        await connection.execute(text("SELECT 1"))
         except Exception:  # noqa: BLE001 - a health check reports failure, it does not raise
             return False
+        if probe_write:
+            self._disk_failing = False
         return True
 
     @asynccontextmanager
@@ -157,7 +180,17 @@ class Database:
         )
         if sqlite:
             event.listen(engine.sync_engine, "connect", self._configure_sqlite)
+            event.listen(engine.sync_engine, "handle_error", self._on_sqlite_error)
         return engine
+
+    def _on_sqlite_error(self, context: ExceptionContext) -> None:
+        # A connection that met a disk error keeps its file descriptors on that
+        # disk (a remounted or replaced one is a new file system): treating the
+        # error as a disconnect makes SQLAlchemy drop it and every pooled sibling.
+        code = getattr(context.original_exception, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in SQLITE_DISK_ERRORS:
+            self._disk_failing = True
+            context.is_disconnect = True
 
     def _configure_sqlite(self, dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # WAL lets readers proceed while a reply is being written; foreign keys are

@@ -16,6 +16,7 @@ so one cancelled caller never fails the others.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -62,7 +63,10 @@ class GroupCommit(Generic[T, R]):
         async with self._lock:
             while not mine[-1].result.done():
                 batch = self._next_batch()
-                task = asyncio.get_running_loop().create_task(self._write(batch))
+                # A batch holds many callers' items: it logs in no caller's context.
+                task = asyncio.get_running_loop().create_task(
+                    self._write(batch), context=contextvars.Context()
+                )
                 self._writing.add(task)
                 task.add_done_callback(self._writing.discard)
                 await asyncio.shield(task)

@@ -8,6 +8,7 @@ refer to them by a predictable name on every backend.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -28,6 +29,8 @@ from sqlalchemy.types import TypeDecorator
 
 from readerai.protocol import ReplyStatus
 from readerai.store.base import (
+    DEFAULT_STALL_HELP,
+    DEFAULT_STALL_SECONDS,
     BroadcastRecord,
     ClassRecord,
     JobRecord,
@@ -58,6 +61,8 @@ JOB_TARGET_LENGTH = 64
 NODE_ID_LENGTH = 64
 BROADCAST_ID_LENGTH = 32
 STATUS_LENGTH = 16
+READING_ID_LENGTH = 32
+MISCUE_KIND_LENGTH = 16
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -90,6 +95,88 @@ class UtcDateTime(TypeDecorator[datetime]):
 def utc_now() -> datetime:
     """The current time as an aware UTC datetime (the only kind the store writes)."""
     return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------- read-aloud records
+# Defined here, beside the table they are stored in (the interface agreed for issue 8);
+# `readerai.store.base` names them for the `Store` protocol.
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingHelp:
+    """How the tutor helps a student stalled on a word, for one class.
+
+    `stall_seconds`: silence on one word before help is offered; `offer`: `off`,
+    `say_word` (the tutor says the word) or `ask` (the tutor asks a question).
+    """
+
+    stall_seconds: float
+    offer: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingMiscue:
+    """One miscue of a stored reading (see `readerai.readaloud.miscues`).
+
+    `kind`: omission, substitution, insertion, repetition or self_correction;
+    `word_index` the passage word (None for an insertion), `expected` its text,
+    `heard` what was said ("" for an omission), `time` seconds into the reading.
+    """
+
+    kind: str
+    word_index: int | None
+    expected: str
+    heard: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class HeardWordRecord:
+    """One heard word of a stored reading, for replay: what was said, when (seconds
+    into the reading), the passage word it was aligned to (None: an inserted word),
+    and whether it matched that word."""
+
+    heard: str
+    start: float
+    end: float
+    word_index: int | None
+    correct: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingRecord:
+    """One reading aloud of one passage, scored (see `readerai.readaloud.fluency`).
+
+    `duration_seconds` runs from the first word read to the last; `errors` are the
+    omissions and substitutions; `accuracy` is in [0, 1]. Lists of a class or a
+    student (`Store.list_readings`) leave `timeline` empty; `Store.get_reading` fills it.
+    """
+
+    id: str
+    session_id: str
+    user_id: str | None
+    class_id: str | None
+    passage_id: str
+    started_at: datetime
+    ended_at: datetime
+    duration_seconds: float
+    words_attempted: int
+    words_correct: int
+    errors: int
+    wcpm: float
+    accuracy: float
+    miscues: tuple[ReadingMiscue, ...] = ()
+    timeline: tuple[HeardWordRecord, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MissedWord:
+    """A passage word often missed: `misses` omissions and substitutions of it, in
+    `readings` different readings."""
+
+    word: str
+    misses: int
+    readings: int
 
 
 class Base(DeclarativeBase):
@@ -263,6 +350,13 @@ class ClassRow(Base):
     name: Mapped[str] = mapped_column(String(NAME_LENGTH))
     teacher_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH), ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    # Read-aloud help for a student stalled on a word (`Store.reading_help`).
+    stall_seconds: Mapped[float] = mapped_column(
+        Float, default=DEFAULT_STALL_SECONDS, server_default=str(DEFAULT_STALL_SECONDS)
+    )
+    stall_help: Mapped[str] = mapped_column(
+        String(STATUS_LENGTH), default=DEFAULT_STALL_HELP, server_default=DEFAULT_STALL_HELP
+    )
 
     def to_record(self, student_count: int = 0) -> ClassRecord:
         """This row as the frozen record the store hands out."""
@@ -272,6 +366,8 @@ class ClassRow(Base):
             teacher_id=self.teacher_id,
             created_at=self.created_at,
             student_count=student_count,
+            stall_seconds=self.stall_seconds,
+            stall_help=self.stall_help,
         )
 
 
@@ -364,4 +460,52 @@ class JobRow(Base):
             owner=self.owner,
             created_at=self.created_at,
             updated_at=self.updated_at,
+        )
+
+
+class ReadingRow(Base):
+    """One scored reading aloud (`ReadingRecord`); miscues and timeline as JSON."""
+
+    __tablename__ = "readings"
+    __table_args__ = (
+        # "The readings of a class / of a student, newest first".
+        Index("ix_readings_class_id_ended_at", "class_id", "ended_at"),
+        Index("ix_readings_user_id_ended_at", "user_id", "ended_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(READING_ID_LENGTH), primary_key=True)
+    # Not foreign keys, like `sessions`: what a student read stays on record.
+    session_id: Mapped[str] = mapped_column(String(SESSION_ID_LENGTH), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(USER_ID_LENGTH))
+    class_id: Mapped[str | None] = mapped_column(String(CLASS_ID_LENGTH))
+    passage_id: Mapped[str] = mapped_column(String(PASSAGE_ID_LENGTH))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime]
+    duration_seconds: Mapped[float] = mapped_column(Float)
+    words_attempted: Mapped[int]
+    words_correct: Mapped[int]
+    errors: Mapped[int]
+    wcpm: Mapped[float] = mapped_column(Float)
+    accuracy: Mapped[float] = mapped_column(Float)
+    miscues: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    timeline: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+    def to_record(self, *, timeline: bool = True) -> ReadingRecord:
+        """This row as the frozen record the store hands out (`timeline` False: empty)."""
+        return ReadingRecord(
+            id=self.id,
+            session_id=self.session_id,
+            user_id=self.user_id,
+            class_id=self.class_id,
+            passage_id=self.passage_id,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            duration_seconds=self.duration_seconds,
+            words_attempted=self.words_attempted,
+            words_correct=self.words_correct,
+            errors=self.errors,
+            wcpm=self.wcpm,
+            accuracy=self.accuracy,
+            miscues=tuple(ReadingMiscue(**m) for m in self.miscues),
+            timeline=tuple(HeardWordRecord(**w) for w in self.timeline) if timeline else (),
         )

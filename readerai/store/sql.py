@@ -41,6 +41,7 @@ from readerai.store.message_updates import MessageUpdate, apply_message_updates
 from readerai.store.migrate import upgrade_database
 from readerai.store.models import MessageRow, SessionRow, utc_now
 from readerai.store.passages import PassageStore
+from readerai.store.readings import ReadingStore
 from readerai.store.retry import retried_write
 from readerai.store.sessions import SessionStore
 from readerai.store.slugs import slugify
@@ -58,7 +59,7 @@ _TOUCH_SESSIONS = (
 _INSERT_MESSAGES = insert(MessageRow).returning(MessageRow.id, sort_by_parameter_order=True)
 
 
-class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobStore):
+class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobStore, ReadingStore):
     """The durable store on a SQL database chosen by URL.
 
     `url` is an SQLAlchemy URL (`sqlite+aiosqlite:///PATH`, `postgresql+asyncpg://…`;
@@ -68,7 +69,7 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
     (0: not retried) before `StoreUnavailable` is raised.
 
     Messages (the hot path of every turn) live here; sessions, passages, the
-    classroom, sign-in codes and jobs in the parts it inherits, one module each
+    classroom, sign-in codes, jobs and readings in the parts it inherits, one module each
     (see `readerai.store.core`).
     """
 
@@ -103,7 +104,8 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
         await self._db.dispose()
 
     async def ping(self) -> bool:
-        """True when `SELECT 1` answers within two seconds; never raises."""
+        """True when `SELECT 1` answers within two seconds (a write, after a SQLite
+        disk error, until one succeeds); never raises."""
         return await self._db.ping()
 
     # ------------------------------------------------------------------ messages
@@ -241,13 +243,18 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
         return await self._interrupt()
 
     async def _interrupt(self, *conditions: Any) -> int:
-        statement = (
-            update(MessageRow)
-            .where(MessageRow.status == ReplyStatus.IN_PROGRESS.value, *conditions)
-            .values(status=ReplyStatus.INTERRUPTED.value, updated_at=utc_now())
-        )
+        stale = (MessageRow.status == ReplyStatus.IN_PROGRESS.value, *conditions)
         async with self._db.connection() as connection:
-            return (await connection.execute(statement)).rowcount
+            # Look before writing: reading a history must not take SQLite's one write
+            # lock, nor fail when the disk is read-only, when nothing is stale.
+            if (await connection.execute(select(MessageRow.id).where(*stale).limit(1))).first():
+                statement = (
+                    update(MessageRow)
+                    .where(*stale)
+                    .values(status=ReplyStatus.INTERRUPTED.value, updated_at=utc_now())
+                )
+                return (await connection.execute(statement)).rowcount
+            return 0
 
     async def recent_messages(
         self, session_id: str, *, limit: int, before_id: int | None = None

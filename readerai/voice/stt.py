@@ -10,6 +10,8 @@ token is held until the CPU is actually free, so the limit is never exceeded.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +22,7 @@ import structlog
 from readerai.errors import ServiceStartupError, VoiceError
 from readerai.upstream import OpenAIUpstream
 from readerai.voice.audio import pcm16_to_float32, resample_pcm16, wav_bytes
-from readerai.voice.base import INPUT_SAMPLE_RATE
+from readerai.voice.base import INPUT_SAMPLE_RATE, SpeechToText
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -160,3 +162,24 @@ class OpenAITranscriptionSTT:
         except openai.APIError as exc:
             raise self._api.error(exc) from None
         return result.text.strip()
+
+
+class TimedSpeechToText:
+    """A `SpeechToText` that reports how long each transcription took (waiting for the
+    model included) to `observe`, in seconds; failures are not reported."""
+
+    def __init__(self, inner: SpeechToText, observe: Callable[[float], None]) -> None:
+        self.inner = inner
+        self._observe = observe
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def transcribe(self, pcm: bytes, sample_rate: int) -> str:
+        began = time.perf_counter()
+        text = await self.inner.transcribe(pcm, sample_rate)
+        self._observe(time.perf_counter() - began)
+        return text

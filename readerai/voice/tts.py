@@ -11,7 +11,8 @@ thread (a sentence takes well under a second), so the limit always holds.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,8 +21,9 @@ import openai
 import structlog
 
 from readerai.errors import ServiceStartupError, Unsupported, VoiceError
+from readerai.tracing import Tracing
 from readerai.upstream import OpenAIUpstream
-from readerai.voice.base import Speech
+from readerai.voice.base import Speech, TextToSpeech
 
 if TYPE_CHECKING:
     from piper import PiperVoice, SynthesisConfig
@@ -200,6 +202,37 @@ class OpenAISpeechTTS:
         if len(pcm) % 2:
             raise VoiceError(f"{self._api.service} sent {len(pcm)} bytes: not PCM16 samples")
         return Speech(pcm=pcm, sample_rate=OPENAI_PCM_SAMPLE_RATE)
+
+
+class TimedTextToSpeech:
+    """A `TextToSpeech` that reports how long each synthesis took (waiting for the model
+    included) to `observe`, in seconds, and traces it as a `tts.synthesize` span of the
+    turn it belongs to (when tracing is on); failures are not reported."""
+
+    def __init__(
+        self, inner: TextToSpeech, observe: Callable[[float], None], tracing: Tracing
+    ) -> None:
+        self.inner = inner
+        self.default_voice = inner.default_voice
+        self._observe = observe
+        self._tracing = tracing
+
+    def voices(self) -> list[str]:
+        return self.inner.voices()
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def synthesize(self, text: str, voice: str | None = None) -> Speech:
+        with self._tracing.span("tts.synthesize", chars=len(text)) as span:
+            began = time.perf_counter()
+            speech = await self.inner.synthesize(text, voice)
+            self._observe(time.perf_counter() - began)
+            span.set_attribute("audio.ms", round(speech.duration_ms))
+            return speech
 
 
 def _load_quiet_voice(model: Path, config: Path) -> PiperVoice:

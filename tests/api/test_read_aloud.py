@@ -11,7 +11,9 @@ from typing import Any
 import anyio
 import pytest
 
+from readerai.loadtest.readings import PASSAGE, WORDS, Script, speak
 from tests.api.test_passage_jobs import TEACHER, add_passage, has_ended, job_when
+from tests.api.test_read_aloud_help import Events, stream, student_in_class
 from tests.fixtures_server import (
     Client,
     ServerProcess,
@@ -20,8 +22,7 @@ from tests.fixtures_server import (
     open_client,
     running_server,
 )
-from tests.readaloud.readings import PASSAGE, WORDS, Script, speak
-from tests.speech_samples import chunks
+from tests.speech_samples import chunks, silence
 
 pytestmark = pytest.mark.slow
 
@@ -80,6 +81,44 @@ async def test_a_read_aloud_session_is_followed_to_the_end_and_still_answers_que
         restored = (await client.recv())["payload"]
     kept = {p["passageId"]: p["position"] for p in restored["progress"]}
     assert kept[passage_id] == progress[-1]["position"]
+
+
+async def test_a_reading_started_again_resumes_from_the_offset_stored_by_the_page(
+    reading_server: ServerProcess,
+) -> None:
+    """The page stores the start of the sentence the student moved to; a reading
+    aloud started then resumes there: a stall at once is helped with that sentence's
+    next word, not the passage's first."""
+    passage_id = await add_reading_passage(reading_server)
+    async with http_client(reading_server, TEACHER) as http:
+        passage = (await http.get(f"/api/passages/{passage_id}")).json()
+    third = passage["sentenceStarts"][2]
+    assert PASSAGE[third:].startswith("His mother filled")
+    token, session_id = await student_in_class(
+        reading_server, "c-resume", passage_id, stallSeconds=1.0, stallHelp="say_word"
+    )
+    async with open_client(reading_server, session_id, token=token) as client:
+        await client.recv()  # SESSION_RESTORED
+        # A position is a character offset into the text: past its end is refused.
+        await client.send("READING_PROGRESS", passageId=passage_id, position=len(PASSAGE) + 1)
+        refused = (await client.recv_until("ERROR"))[-1]["payload"]
+        assert refused["code"] == "invalid_payload"
+        await client.send("READING_PROGRESS", passageId=passage_id, position=third)
+        events = Events(client)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(events.collect)
+            await client.send("SESSION_UPDATE", mode="read_aloud", passageId=passage_id)
+            with anyio.fail_after(30):
+                while not events.of("RESPONSE_DONE"):  # the reader stays silent
+                    await stream(client, silence(1000), 1.5)
+            tg.cancel_scope.cancel()
+    # "His", the sentence's first word, counts as read (see `resume_at`).
+    assert events.of("RESPONSE_DONE")[0]["text"] == "The word is “mother”."
+    assert not events.of("ERROR")
+
+    async with open_client(reading_server, session_id, token=token) as client:
+        restored = (await client.recv())["payload"]
+    assert [(p["passageId"], p["position"]) for p in restored["progress"]] == [(passage_id, third)]
 
 
 async def test_read_aloud_without_a_passage_is_refused_clearly(

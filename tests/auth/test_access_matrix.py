@@ -16,7 +16,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from readerai.store.sql import SqlStore
 from tests.fixtures_server import ServerProcess, mint_token, ws_protocols
+from tests.store.test_readings import reading
 
 PASSAGE = "the-lion-and-the-mouse"
 
@@ -49,6 +51,7 @@ class World:
     s1_session: str
     job_id: str
     passage_id: str
+    reading_id: str
 
 
 def client(server: ServerProcess, who: str) -> httpx.AsyncClient:
@@ -84,7 +87,15 @@ async def world(server: ServerProcess) -> AsyncIterator[World]:
             if (await http.get(f"/api/jobs/{job['jobId']}")).json()["status"] == "completed":
                 break
             await anyio.sleep(0.1)
-    yield World(server, session.json()["id"], job["jobId"], job["passageId"])
+    # A reading aloud of s1 in c1, stored as the server stores one when it ends.
+    store = SqlStore(f"sqlite+aiosqlite:///{server.data_dir}/readerai.db")
+    await store.start()
+    try:
+        read = reading(user_id="s1", class_id="c1", passage_id=PASSAGE)
+        await store.save_reading(read)
+    finally:
+        await store.close()
+    yield World(server, session.json()["id"], job["jobId"], job["passageId"], read.id)
 
 
 #: (method, path, body, callers who get through); everyone else is refused.
@@ -109,6 +120,11 @@ ROUTES: list[tuple[str, str, dict[str, object] | None, set[str]]] = [
     ("POST", "/api/passages", {"title": "Tale", "text": "A tale."}, {"t1", "t2", "admin"}),
     ("GET", "/api/jobs/{job}", None, {"t1", "t2", "admin"}),
     ("GET", "/api/passages/{passage}/audio/0", None, {"s1", "s2", "t1", "t2", "admin"}),
+    ("GET", "/api/classes/c1/readings", None, {"t1", "admin"}),
+    ("GET", "/api/classes/c1/missed-words", None, {"t1", "admin"}),
+    ("GET", "/api/classes/c1/students/s1/fluency", None, {"s1", "t1", "admin"}),
+    ("GET", "/api/readings/{reading}", None, {"s1", "t1", "admin"}),
+    ("PATCH", "/api/classes/c1", {"stallSeconds": 4.0, "stallHelp": "ask"}, {"t1", "admin"}),
 ]
 
 
@@ -123,7 +139,12 @@ async def test_rest_route_refuses_or_admits(
     allowed: set[str],
 ) -> None:
     async with client(world.server, who) as http:
-        target = path.format(s1=world.s1_session, job=world.job_id, passage=world.passage_id)
+        target = path.format(
+            s1=world.s1_session,
+            job=world.job_id,
+            passage=world.passage_id,
+            reading=world.reading_id,
+        )
         response = await http.request(method, target, json=body)
     if who in allowed:
         assert response.status_code < 300, response.text

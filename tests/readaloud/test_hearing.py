@@ -16,6 +16,19 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from readerai.loadtest.readings import (
+    PASSAGE,
+    WORDS,
+    MiscueKey,
+    Reading,
+    Script,
+    insert,
+    load_voice,
+    omit,
+    repeat,
+    speak,
+    swap,
+)
 from readerai.readaloud import (
     Aligner,
     HeardWord,
@@ -27,18 +40,6 @@ from readerai.readaloud import (
 from readerai.readaloud.hearing import ReadingListener, WindowPlan, passage_read_before
 from readerai.voice.base import INPUT_SAMPLE_RATE
 from readerai.voice.stt import default_whisper_path
-from tests.readaloud.readings import (
-    PASSAGE,
-    WORDS,
-    MiscueKey,
-    Reading,
-    Script,
-    insert,
-    omit,
-    repeat,
-    speak,
-    swap,
-)
 from tests.speech_samples import chunks
 
 if TYPE_CHECKING:
@@ -72,7 +73,8 @@ def model() -> WhisperModel:
 
 @pytest.fixture(scope="module")
 def readings() -> dict[str, Reading]:
-    return {script.name: speak(script) for script in (CLEAN, *EDITED)}
+    voice = load_voice()
+    return {script.name: speak(script, voice) for script in (CLEAN, *EDITED)}
 
 
 @dataclass

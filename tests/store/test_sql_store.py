@@ -101,6 +101,7 @@ async def test_migrations_match_models(store: SqlStore, database_url: str) -> No
         "broadcasts",
         "login_codes",
         "jobs",
+        "readings",
     }
 
 

@@ -87,6 +87,19 @@ def open_story(page: Page, title: str) -> None:
     expect(page.locator("#connection")).to_have_attribute("data-state", "online")
 
 
+def fake_microphone(wav: Path) -> list[str]:
+    """Chromium arguments that make `wav` the microphone, granted without a prompt.
+
+    Chromium plays the file from the start when the page opens the microphone and
+    loops it: pad it with enough silence that a test ends before it starts again.
+    """
+    return [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+    ]
+
+
 def screenshot(page: Page, name: str, full_page: bool = True) -> Path:
     """Save what `page` shows as `test-output/screenshots/<name>.png`."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

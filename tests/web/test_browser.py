@@ -18,6 +18,7 @@ import time
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ from tests.fixtures_server import ServerProcess, auth_headers, mint_token, runni
 from tests.web.browsers import (
     CHROMIUM_ARGS,
     TIMEOUT_MS,
+    Enrolment,
     enrol_student,
     expect,
     new_code,
@@ -241,20 +243,54 @@ def test_typed_question_streams_a_cited_answer_and_stop_marks_it_stopped(
 
 
 def test_reading_position_and_sign_in_survive_a_reload(page: Page, server: ServerProcess) -> None:
-    sign_in_by_link(page, server, enrol_student(server).code)
+    enrolment = enrol_student(server)
+    sign_in_by_link(page, server, enrolment.code)
     open_story(page, STORY)
+    story = passage_titled(server, enrolment, STORY)
     third = page.locator("#passage .sentence").nth(2)
     third.click()
     expect(third).to_have_attribute("aria-current", "location")
+    # The place is stored as a character offset: that of the sentence's first character.
+    offset = stored_position(server, enrolment, story["sentenceStarts"][2])
+    assert " ".join(story["text"][offset:].split()).startswith(story["sentences"][2])
     page.keyboard.press("ArrowDown")  # the arrow keys move the place too
     fourth = page.locator("#passage .sentence").nth(3)
     expect(fourth).to_be_focused()
-    page.wait_for_timeout(500)  # READING_PROGRESS goes out at most every 250 ms
+    stored_position(server, enrolment, story["sentenceStarts"][3])
 
     page.reload()
     expect(page.locator("#connection")).to_have_attribute("data-state", "online")
     expect(page.locator("#passage-title")).to_have_text(STORY)
     expect(fourth).to_have_attribute("aria-current", "location")
+
+
+def passage_titled(server: ServerProcess, enrolment: Enrolment, title: str) -> dict[str, Any]:
+    """The passage called `title`, as GET /api/passages/{id} gives it."""
+    with httpx.Client(
+        base_url=server.base_url, headers=auth_headers(enrolment.teacher_token), timeout=10
+    ) as http:
+        listed = http.get("/api/passages").raise_for_status().json()
+        passage_id = next(p["id"] for p in listed if p["title"] == title)
+        passage: dict[str, Any] = http.get(f"/api/passages/{passage_id}").raise_for_status().json()
+    return passage
+
+
+def stored_position(server: ServerProcess, enrolment: Enrolment, expected: int) -> int:
+    """The student's stored position, read through the class roster (REST) until it is
+    `expected` (positions are written at most every second)."""
+    deadline = time.monotonic() + 10
+    with httpx.Client(
+        base_url=server.base_url, headers=auth_headers(enrolment.teacher_token), timeout=10
+    ) as http:
+        while True:
+            roster = http.get(f"/api/classes/{enrolment.class_id}/roster").raise_for_status()
+            [entry] = roster.json()
+            if entry["position"] == expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert entry["position"] == expected, entry
+    position: int = entry["position"]
+    return position
 
 
 def test_teacher_messages_are_shown_restored_then_live_newest_last(

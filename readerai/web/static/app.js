@@ -3,7 +3,8 @@
 // Wire protocol: docs/protocol.md (generated from readerai/protocol.py); accounts and
 // REST: docs/classroom.md. All server text is put in the page with textContent, never
 // as HTML. Voice (microphone and spoken replies) lives in voice.js; it stays idle until
-// the student turns the microphone on. Read-aloud is narration.js, sign-in auth.js.
+// the student turns the microphone on. The tutor reading the story is narration.js;
+// the student reading it aloud to the tutor, read-aloud.js; sign-in, auth.js.
 
 import {
   Account, CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, codeFailure, createApi, exchangeCode,
@@ -12,6 +13,7 @@ import {
 import { el, toast as showToast } from "./dom.js";
 import { TeacherMessages } from "./from-teacher.js";
 import { ReadAloud } from "./narration.js";
+import { appendWords, passageWords, StudentReading } from "./read-aloud.js";
 import { Voice, VOICE_CONFIG, voiceSupport } from "./voice.js";
 
 const PROGRESS_INTERVAL_MS = 250; // READING_PROGRESS at most ~4 per second
@@ -42,6 +44,8 @@ const ui = {
   fromTeacher: $("from-teacher"), fromTeacherEmpty: $("from-teacher-empty"),
   readAloud: $("read-aloud"), readToggle: $("read-toggle"), readToggleText: $("read-toggle-text"),
   readStop: $("read-stop"), readStatus: $("read-status"),
+  readSelf: $("read-self"), readSelfStart: $("read-self-start"), readSelfStop: $("read-self-stop"),
+  readSelfStatus: $("read-self-status"), readSelfResult: $("read-self-result"),
 };
 
 const account = new Account("readerai.student");
@@ -59,8 +63,8 @@ const state = {
   timers: { retry: 0, connect: 0, pong: 0, progress: 0 },
   idle: false, // the server closed us for idleness: reconnect on the next interaction
   restored: false, // the server's saved position was applied to this passage view
-  position: null, // index of the sentence the student is at
-  sentPosition: null, // last position the server has, so unchanged ones are not resent
+  position: null, // index of the sentence the student is at (sent as its start offset)
+  sentPosition: null, // the sentence the server's position is in, so it is not resent
   lastProgressAt: 0,
   ignoreScrollUntil: 0,
   pending: [], // questions sent and not yet acknowledged, oldest first: {text, bubble}
@@ -86,9 +90,34 @@ const narration = new ReadAloud({
 const voice = new Voice({
   sendEvent: send,
   // Audio sent before the server heard SESSION_UPDATE would be refused, so wait for it.
-  sendAudio: (chunk) => state.online && state.voiceSocket === state.socket && sendBinary(chunk),
+  sendAudio: (chunk) => state.online && (state.voiceSocket === state.socket || reading.acceptsAudioOn(state.socket))
+    && sendBinary(chunk),
   onChange: updateControls,
-  onMicLost: () => toast("The microphone stopped."),
+  onMicLost: () => {
+    reading.micLost();
+    toast("The microphone stopped.");
+  },
+});
+
+// The student reading the story aloud; the server reports the word reached.
+const reading = new StudentReading({
+  ui: { start: ui.readSelfStart, stop: ui.readSelfStop, status: ui.readSelfStatus, result: ui.readSelfResult },
+  voice,
+  send,
+  socket: () => state.socket,
+  passageId: () => state.passage?.id ?? null,
+  supported: () => voiceSupport() === "ok",
+  onWord: (span) => {
+    const sentence = span.closest(".sentence");
+    if (sentence) {
+      // The server keeps the word it heard as the place: this page's sentence is not sent.
+      state.sentPosition = Number(sentence.dataset.index);
+      setPosition(state.sentPosition);
+    }
+    if (!inView(span)) scrollToSentence(span);
+  },
+  onMicError: (error) => toast(MIC_ERRORS[error?.name] ?? `Could not use the microphone: ${error?.message ?? error}`),
+  onChange: updateControls,
 });
 
 // ---- small DOM helpers
@@ -151,12 +180,13 @@ function showSignIn(message = "") {
 }
 
 function leaveStory() {
+  reading.stop();
   disconnect();
   narration.stop();
   if (voice.on) voice.disable();
   state.passage = null;
   ui.title.textContent = "Pick a story to read";
-  ui.level.hidden = ui.readAloud.hidden = true;
+  ui.level.hidden = ui.readAloud.hidden = ui.readSelf.hidden = true;
   ui.passage.replaceChildren();
   ui.conversation.replaceChildren();
 }
@@ -222,6 +252,7 @@ async function openPassage(id) {
   }
   if (storyFromUrl() !== id || id === state.passage?.id) return; // picked another meanwhile
   if (passage.status === "preparing") return toast("That story is still being prepared. Try again in a moment.");
+  reading.stop();
   disconnect();
   narration.stop();
   Object.assign(state, { passage, position: null, sentPosition: null, restored: false });
@@ -239,6 +270,8 @@ function renderPassage(passage) {
   ui.level.hidden = !passage.level;
   document.title = `${passage.title} – ReaderAI`;
   ui.readAloud.hidden = !passage.narration;
+  // Words are cut over the whole text, as the server cuts them: their indices are its.
+  const words = passageWords(passage.text);
   const paragraphs = [el("p")];
   let cursor = 0;
   passage.sentences.forEach((sentence, index) => {
@@ -248,12 +281,18 @@ function renderPassage(passage) {
     const gap = at > cursor ? passage.text.slice(cursor, at) : "";
     if (index > 0 && /\n\s*\n/.test(gap)) paragraphs.push(el("p"));
     if (at >= 0) cursor = at + sentence.length;
-    const span = el("span", { className: "sentence", textContent: sentence, tabIndex: index ? -1 : 0 });
+    const span = el("span", { className: "sentence", tabIndex: index ? -1 : 0 });
+    if (at >= 0) appendWords(span, passage.text, at, cursor, words);
+    else span.textContent = sentence; // not in the text: no word the server could report
     span.dataset.index = String(index);
     paragraphs.at(-1).append(span, " ");
   });
   ui.passage.replaceChildren(...paragraphs);
   ui.passage.scrollTop = 0;
+  reading.attach(ui.passage);
+  const support = voiceSupport();
+  ui.readSelf.hidden = support === "missing";
+  if (support === "insecure") ui.readSelfStatus.textContent = "Reading aloud needs a secure page (https).";
 }
 
 // Entry point of every (re)connect; a socket already open or opening wins over a second call.
@@ -386,10 +425,13 @@ const handlers = {
   SESSION_RESTORED: onRestored,
   INTERRUPTION_ACKNOWLEDGED: onAcknowledged,
   RESPONSE_QUEUED: ({ turnId, position }) => turnId === state.activeTurn && showQueue(position),
-  RESPONSE_STARTED: ({ turnId }) => turnId === state.activeTurn && showQueue(null),
+  RESPONSE_STARTED: onStarted,
   RESPONSE_DELTA: onDelta,
   RESPONSE_DONE: onDone,
   TRANSCRIPT: onTranscript,
+  READING_PROGRESS: (progress) => reading.progress(progress),
+  // The summary of a reading (WCPM, accuracy, miscues), when the server sends one.
+  READING_RESULT: (result) => reading.result(result),
   CLASS_BROADCAST: ({ broadcastId, text, sentAt }) => fromTeacher({ id: broadcastId, text, sentAt }),
   NOTICE: ({ noticeId, text, sentAt }) => fromTeacher({ id: noticeId, text, sentAt }),
   ERROR: onError,
@@ -421,6 +463,7 @@ function onRestored({ passageId, messages = [], progress = [], inflight = null, 
   setConnection("online");
   if (passageId !== state.passage.id) send("SESSION_UPDATE", { passageId: state.passage.id });
   if (voice.on) configureVoice(); // voice settings last only as long as a connection
+  reading.resume(); // and so does read-aloud mode
   renderConversation(messages, inflight);
   restorePosition(progress);
   teacherMessages.add(...broadcasts.map((b) => ({ id: b.broadcastId, text: b.text, sentAt: b.sentAt })));
@@ -440,6 +483,16 @@ function followTurn(turnId, text, seq) {
   state.activeTurn = turnId;
   voice.follow(turnId);
   return bubble;
+}
+
+function onStarted({ turnId, reason = null }) {
+  // A turn the tutor starts unasked (help when a reading aloud stalls) has no question:
+  // its bubble starts here, not at INTERRUPTION_ACKNOWLEDGED.
+  if (reason && !state.turns.has(turnId)) {
+    followTurn(turnId, "", 0).classList.add("waiting");
+    return updateControls();
+  }
+  if (turnId === state.activeTurn) showQueue(null);
 }
 
 function onDelta({ turnId, seq, text }) {
@@ -475,6 +528,7 @@ function onError({ code, message, turnId }) {
     question.bubble.remove();
     if (!ui.question.value) ui.question.value = question.text;
   }
+  if (reading.refused({ code, message })) return; // said next to the read-aloud buttons
   if (code === "voice_error") clearListening(); // the spoken question could not be heard
   toast(message || code);
 }
@@ -524,7 +578,8 @@ function renderConversation(messages, inflight) {
   state.activeTurn = null;
   if (inflight) {
     const asked = messages.some((m) => m.role === "student" && m.turnId === inflight.turnId);
-    if (!asked) addBubble("student", inflight.questionText);
+    // A turn the tutor started unasked (help while reading aloud) has no question.
+    if (!asked && inflight.questionText) addBubble("student", inflight.questionText);
     // Keep what we already showed if it is as far along; otherwise take the server's text.
     const ours = known && known.seq >= inflight.seq;
     if (ours) followTurn(inflight.turnId, known.textEl.textContent, known.seq);
@@ -555,9 +610,11 @@ function updateControls() {
   const status = voiceSupport() === "ok" && micStatus();
   // Rewriting the same text would make screen readers announce it again.
   if (status && ui.micStatus.textContent !== status) ui.micStatus.textContent = status;
+  reading.update();
 }
 
 function micStatus() {
+  if (reading.active) return "The tutor is listening to you read. Type a question, or press Done reading to ask out loud.";
   if (!voice.on) return "Turn on the microphone to ask out loud.";
   if (state.listening) return "Listening…";
   return state.online ? "Microphone on: ask your question out loud." : "Microphone on – waiting for the connection.";
@@ -641,6 +698,7 @@ function setUpVoice() {
       connection: ui.connection.dataset.state,
       playingTurnId: voice.playingTurnId,
       readAloud: narration.state,
+      reading: reading.state,
     }),
   });
 }
@@ -664,12 +722,29 @@ function setPosition(index, { focus = false, scroll = false } = {}) {
   queueProgress();
 }
 
+// A position is a character offset into the story's text, in code points (docs/
+// protocol.md): this page sends the start of the sentence it moved to, the server
+// stores the start of each word it hears read aloud. The sentence is the last one
+// starting at or before the offset. An offset inside a sentence is a word read aloud:
+// it is marked as reached (the server resumes the next reading after it), not replaced.
 function restorePosition(progress) {
   const saved = progress.find((p) => p.passageId === state.passage.id);
-  state.sentPosition = saved?.position ?? null;
+  const index = saved ? sentenceAt(saved.position) : null;
+  state.sentPosition = index;
   if (state.restored) return queueProgress(); // a reconnect: our own position is the newer one
   state.restored = true;
-  if (saved) setPosition(saved.position, { scroll: true });
+  const starts = state.passage.sentenceStarts ?? [];
+  const heard = saved && !starts.includes(saved.position) ? reading.wordFrom(saved.position) : null;
+  if (heard) reading.restore(heard);
+  if (index !== null) setPosition(index, { scroll: true });
+}
+
+/** The index of the sentence containing character offset `position`. */
+function sentenceAt(position) {
+  const starts = state.passage.sentenceStarts ?? [];
+  let index = 0;
+  while (index + 1 < starts.length && starts[index + 1] <= position) index += 1;
+  return index;
 }
 
 // Throttle with a trailing send: the latest position always goes out, at most every 250 ms.
@@ -682,8 +757,12 @@ function queueProgress() {
 function flushProgress() {
   clearTimeout(state.timers.progress);
   state.timers.progress = 0;
+  // While the student reads aloud, the place is the word the server hears: not ours.
+  if (reading.active) return;
   if (!state.passage || state.position === null || state.position === state.sentPosition) return;
-  if (send("READING_PROGRESS", { passageId: state.passage.id, position: state.position })) {
+  const position = state.passage.sentenceStarts?.[state.position]; // the sentence's first character
+  if (position === undefined) return;
+  if (send("READING_PROGRESS", { passageId: state.passage.id, position })) {
     state.sentPosition = state.position;
     state.lastProgressAt = Date.now();
   }
@@ -712,10 +791,11 @@ function onPassageKey(event) {
   setPosition(Number(span.dataset.index) + step, { focus: true });
 }
 
-// ---- read-aloud
+// ---- read-aloud: the tutor reading the story (narration) …
 function toggleReadAloud() {
   const spans = sentences();
   if (!spans.length) return;
+  reading.stop(); // two voices reading the story at once is one too many
   if (narration.state === "stopped") narration.start(state.position ?? 0, spans.length);
   else if (narration.state === "paused") narration.resume();
   else narration.pause();
@@ -739,6 +819,18 @@ function highlight(indices, { scroll = false } = {}) {
   for (const span of spans) span.classList.remove("cited");
   for (const index of indices) spans[index]?.classList.add("cited");
   if (scroll && spans[indices[0]]) scrollToSentence(spans[indices[0]]);
+}
+
+// ---- … and the student reading it aloud to the tutor
+function startReading() {
+  narration.stop(); // the tutor's voice must not be heard as the student's
+  reading.start();
+}
+
+function inView(node) {
+  const box = node.getBoundingClientRect();
+  const frame = ui.passage.getBoundingClientRect();
+  return box.top >= Math.max(frame.top, 0) && box.bottom <= Math.min(frame.bottom, window.innerHeight);
 }
 
 function scrollToSentence(span) {
@@ -773,6 +865,8 @@ document.addEventListener("visibilitychange", () => {
 
 ui.readToggle.addEventListener("click", toggleReadAloud);
 ui.readStop.addEventListener("click", () => narration.stop());
+ui.readSelfStart.addEventListener("click", startReading);
+ui.readSelfStop.addEventListener("click", () => reading.stop());
 ui.signout.addEventListener("click", () => showSignIn());
 wireCodeForm(ui.signinForm, ui.signinError, signedIn);
 

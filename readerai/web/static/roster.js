@@ -7,9 +7,24 @@ import { el, refreshTime, setTime, timeElement } from "./dom.js";
 
 const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
 
+// A position is a character offset into the passage text (the student's page sends the
+// start of the sentence moved to; reading aloud, the server stores the word heard).
+// Its sentence is the last one starting at or before it: `starts` are the passage's
+// `sentenceStarts`, in order.
+function sentenceAt(starts, position) {
+  let low = 0, high = starts.length - 1;
+  while (low < high) {
+    const middle = Math.ceil((low + high) / 2);
+    if (starts[middle] <= position) low = middle;
+    else high = middle - 1;
+  }
+  return low;
+}
+
 export class Roster {
   /**
-   * `passageOf(id)` gives `{title, sentenceCount}` of a known passage; `onSelect(entry)`
+   * `passageOf(id)` gives `{title, sentenceCount, sentenceStarts}` of a known passage
+   * (GET /api/passages); `onSelect(entry)`
    * runs when the teacher opens a student's questions, `onNewCode(entry)` asks for a code.
    */
   constructor(list, { passageOf, onSelect, onNewCode }) {
@@ -126,12 +141,12 @@ export class Roster {
     card.bar.setAttribute("aria-label", `Reading progress of ${name}`);
     const passage = entry.passageId ? this.passageOf(entry.passageId) : null;
     card.story.textContent = entry.passageId ? `Reading: ${passage?.title ?? entry.passageId}` : "Not reading yet";
-    const count = passage?.sentenceCount ?? 0;
-    const at = entry.position == null ? 0 : Math.min(entry.position + 1, count || entry.position + 1);
+    const count = passage?.sentenceStarts?.length ?? 0;
+    const at = entry.position == null || !count ? 0 : sentenceAt(passage.sentenceStarts, entry.position) + 1;
     card.progress.hidden = !entry.passageId;
     card.bar.max = Math.max(count, 1);
-    card.bar.value = count ? at : 0;
-    card.place.textContent = count ? `Sentence ${at} of ${count}` : entry.position == null ? "Not started" : `Sentence ${at}`;
+    card.bar.value = at;
+    card.place.textContent = entry.position == null ? "Not started" : count ? `Sentence ${at} of ${count}` : "Started";
     card.questions.textContent = plural(entry.questions ?? 0, "question", "questions");
     card.active.hidden = !entry.lastActivity;
     if (card.time.dateTime !== (entry.lastActivity ?? "")) setTime(card.time, entry.lastActivity);

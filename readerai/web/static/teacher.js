@@ -2,13 +2,15 @@
 // (GET /api/classes/{id}/feed), add students and hand out sign-in codes, read each
 // student's questions and the tutor's answers, message the class, add stories.
 // REST and events: docs/classroom.md. Server text goes in with textContent only.
-// The roster is roster.js, the event stream feed.js, story uploads upload.js.
+// The roster is roster.js, the event stream feed.js, story uploads upload.js, readings
+// aloud (fluency charts, missed words, replay, the stall-help setting) fluency.js.
 
 import {
   Account, codeFailure, createApi, exchangeCode, profileOfToken, showError, takeCodeFromUrl, wireCodeForm,
 } from "./auth.js";
 import { el, toast as showToast } from "./dom.js";
 import { EventFeed } from "./feed.js";
+import { FluencyPanel } from "./fluency.js";
 import { TeacherMessages } from "./from-teacher.js";
 import { Roster } from "./roster.js";
 import { PassageUpload } from "./upload.js";
@@ -45,7 +47,7 @@ const state = {
   classId: null,
   student: null, // {userId, name, sessionId} whose questions are shown
   messages: new Map(), // `${turnId}:${role}` -> bubble of the shown student's conversation
-  passages: new Map(), // id -> {title, sentenceCount}
+  passages: new Map(), // id -> {title, sentenceCount, sentenceStarts}
   passagesLoading: null,
   tick: 0,
 };
@@ -64,6 +66,22 @@ const feed = new EventFeed({
   onFatal: (error) => error.status === 401 || toast(`Live updates stopped: ${error.message}`),
 });
 const broadcasts = new TeacherMessages(ui.broadcastList, ui.broadcastEmpty);
+const fluency = new FluencyPanel({
+  student: $("fluency-student"), chart: $("fluency-chart"), chartTitle: $("chart-title"), chartList: $("chart-list"),
+  missedWords: $("missed-words"), missedEmpty: $("missed-empty"), readingList: $("reading-list"),
+  readingsEmpty: $("readings-empty"), replay: $("replay"), replayTitle: $("replay-title"),
+  replayClose: $("replay-close"), replaySummary: $("replay-summary"), replayPlay: $("replay-play"),
+  replayHeard: $("replay-heard"), replayText: $("replay-text"), helpForm: $("help-form"),
+  stallSeconds: $("stall-seconds"), stallHelp: $("stall-help"), helpStatus: $("help-status"),
+}, {
+  api,
+  passageOf: (id) => state.passages.get(id),
+  toast,
+  onClassChanged: (room) => {
+    const index = state.classes.findIndex((c) => c.id === room.id);
+    if (index >= 0) state.classes[index] = room;
+  },
+});
 const upload = new PassageUpload({
   form: $("upload-form"), file: $("upload-file"), title: $("upload-name"), level: $("upload-level"),
   format: $("upload-format"), text: $("upload-text"), submit: $("upload-submit"), job: $("job"),
@@ -189,10 +207,12 @@ function openClass(id) {
   summarise();
   feed.start();
   loadBroadcasts();
+  fluency.open(found);
 }
 
 function closeClass() {
   feed.stop();
+  fluency.close();
   Object.assign(state, { classId: null, student: null });
   ui.classTitle.textContent = "Pick a class";
   ui.classSummary.textContent = ui.classStatus.textContent = ui.broadcastStatus.textContent = "";
@@ -218,6 +238,7 @@ function onFeedEvent(type, data) {
   if (type === "roster") onRoster(data);
   else if (type === "student") onStudentChange(data);
   else if (type === "message") onMessage(data);
+  else if (type === "reading") fluency.onReading(data);
   const passageIds = type === "roster" ? data.map((e) => e.passageId) : [data.passageId];
   if (passageIds.some((id) => id && !state.passages.has(id))) loadPassages(); // a story added since
   summarise();
@@ -227,6 +248,7 @@ function onFeedEvent(type, data) {
 // are fetched again for the student being shown.
 function onRoster(entries) {
   roster.render(entries);
+  fluency.setStudents(entries);
   const shown = state.student && roster.entry(state.student.userId);
   if (shown) showStudent(shown, { focus: false });
   else if (state.student) { // taken out of the class
@@ -255,7 +277,10 @@ async function reloadRoster() {
   const classId = state.classId;
   try {
     const entries = await api.json(`api/classes/${enc(classId)}/roster`);
-    if (state.classId === classId) roster.render(entries);
+    if (state.classId === classId) {
+      roster.render(entries);
+      fluency.setStudents(entries);
+    }
     summarise();
   } catch (error) {
     if (error.status !== 401) toast(`Could not refresh the students: ${error.message}`);

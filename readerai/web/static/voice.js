@@ -183,19 +183,27 @@ export class Voice {
     this.mic = null;
     this.player = null;
     this.starting = null;
+    this.uses = new Set(); // who holds the microphone: "talk" (questions), "read" (read-aloud)
     this.counters = { audioFramesReceived: 0, audioMsPlayed: 0, micChunksSent: 0 };
     this.transcripts = [];
   }
 
-  get on() { return this.mic !== null; }
+  /** Whether "Talk" is on: the microphone asks questions and replies are spoken. */
+  get on() { return this.mic !== null && this.uses.has("talk"); }
 
   get playingTurnId() { return this.player?.playingTurnId ?? null; }
 
-  /** Turn the microphone on; rejects (and stays off) if the student or browser refuses. */
-  async enable() {
-    if (this.mic || this.starting) return this.starting;
-    this.starting = this.startMic().finally(() => { this.starting = null; });
-    return this.starting;
+  /**
+   * Turn the microphone on for `use` ("talk", or "read" for read-aloud); one microphone
+   * serves both. Rejects (and stays off) if the student or browser refuses.
+   */
+  async enable(use = "talk") {
+    if (!this.mic) {
+      this.starting ??= this.startMic().finally(() => { this.starting = null; });
+      await this.starting;
+    }
+    this.uses.add(use);
+    this.onChange();
   }
 
   async startMic() {
@@ -212,16 +220,29 @@ export class Voice {
     this.onChange();
   }
 
-  /** Turn the microphone off. A reply being spoken finishes; later ones are text only. */
-  disable() {
-    this.mic?.stop();
-    this.mic = null;
-    this.sendEvent("SESSION_UPDATE", { audio: { ...VOICE_CONFIG.audio, output: false } });
+  /**
+   * `use` is done with the microphone, which goes off once no use holds it. Talk off:
+   * a reply being spoken finishes; later ones are text only.
+   */
+  disable(use = "talk") {
+    const held = this.uses.delete(use);
+    if (!this.uses.size) {
+      this.mic?.stop();
+      this.mic = null;
+    }
+    if (use === "talk" && (held || !this.mic)) {
+      this.sendEvent("SESSION_UPDATE", { audio: { ...VOICE_CONFIG.audio, output: false } });
+    }
     this.onChange();
   }
 
   micLost() {
-    this.disable();
+    const talking = this.uses.has("talk");
+    this.uses.clear();
+    this.mic?.stop();
+    this.mic = null;
+    if (talking) this.sendEvent("SESSION_UPDATE", { audio: { ...VOICE_CONFIG.audio, output: false } });
+    this.onChange();
     this.onMicLost();
   }
 

@@ -1,0 +1,233 @@
+"""uvicorn's HTTP and WebSocket protocols, with the bounds uvicorn 0.54 leaves out.
+
+`readerai serve` runs these (`readerai.cli`); each adds a limit to one protocol and
+changes nothing else.
+
+- `BoundedHttpProtocol` (httptools): uvicorn starts no timer on a connection until
+  it has answered a request, and httptools stores request headers without limit.
+  A client that opens a socket and sends nothing, or a request head a few bytes at
+  a time (slowloris), would hold a socket and memory for ever. Here a request head
+  (a WebSocket upgrade included) must be complete within `head_timeout` seconds of
+  the connection opening or of the previous response, and within `MAX_HEAD_BYTES`;
+  otherwise the client gets `408 Request Timeout` or `431 Request Header Fields Too
+  Large` and the connection is closed.
+- `BoundedWebSocketProtocol` (websockets sans-I/O):
+  - what waits to be sent to one client is bounded (`send_buffer`: the socket's
+    kernel buffer, which autotuning would grow to 4 MiB, and uvicorn's own), so a
+    client that stops reading soon makes sends wait, and the actor's send timeout
+    closes it (4008) before it holds megabytes;
+  - when the application is done with a connection, or a keepalive ping went
+    unanswered (close code 1011), uvicorn closes the transport gracefully, which
+    waits for the peer to take what is still buffered for it; a peer that stopped
+    reading never does, and the connection would stay for ever (or, once uvicorn's
+    buffer is empty, the kernel would hold it, retrying). Here it is reset at once
+    if the peer is not reading, else `CLOSE_LINGER_SECONDS` later;
+  - a client writing as fast as it can fills each read (about 256 KiB, 5,000 small
+    frames, tens of milliseconds to parse): reads are parsed `PARSE_SLICE_BYTES` at
+    a time, other connections running in between, and a client still sending
+    `MAX_BYTES_AFTER_CLOSE` after the server's close frame (a flood closed with
+    1008) is reset rather than parsed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import socket
+import struct
+import termios
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+#: Most bytes of a request line and headers; a JWT in `Sec-WebSocket-Protocol` is
+#: well under 1 KiB. Checked between reads, so a head may pass it by one read.
+MAX_HEAD_BYTES = 64 * 1024
+#: How long a connection the server has closed may take to flush what it was sent
+#: (its close frame included) before it is aborted.
+CLOSE_LINGER_SECONDS = 5.0
+#: Bytes of a read parsed before other connections get a turn (about 300 small frames).
+PARSE_SLICE_BYTES = 16 * 1024
+#: Bytes a client may still send once the server has sent its close frame: frames in
+#: flight and the close reply, with room to spare.
+MAX_BYTES_AFTER_CLOSE = 64 * 1024
+
+#: Bytes the kernel may still hold for a peer whose keepalive timed out before it
+#: counts as not reading (`_peer_behind`).
+UNREAD_BYTES = 4096
+#: `SO_LINGER` on, for 0 s: closing the socket resets the connection.
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)
+_REFUSALS = {
+    408: b"HTTP/1.1 408 Request Timeout\r\n",
+    431: b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+}
+
+
+class BoundedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol; a request head has `head_timeout` seconds and
+    `MAX_HEAD_BYTES`. Build it with `functools.partial(BoundedHttpProtocol,
+    head_timeout=...)`: uvicorn passes the rest."""
+
+    def __init__(self, *args: Any, head_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.head_timeout = head_timeout
+        self._head_timer: asyncio.TimerHandle | None = None
+        #: Bytes received of the request head being read; None between heads.
+        self._head_bytes: int | None = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_bytes is not None:
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse(431)
+                return
+            self._head_bytes += len(data)
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._stop_head_timer()
+        self._head_bytes = None
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        answering = self.cycle is not None and not self.cycle.response_complete
+        if not self.transport.is_closing() and not answering:
+            self._await_head()  # the next request's head, if one comes
+
+    def _await_head(self) -> None:
+        self._stop_head_timer()
+        self._head_bytes = 0
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        in_request = self.cycle is not None and not self.cycle.response_complete
+        if self._head_bytes is not None and not in_request:
+            self._refuse(408)
+
+    def _refuse(self, status: int) -> None:
+        self._stop_head_timer()
+        self._head_bytes = None
+        if self.transport.is_closing():
+            return
+        self.logger.debug("Refused an incomplete request head: %d", status)
+        self.transport.write(_REFUSALS[status] + b"content-length: 0\r\nconnection: close\r\n\r\n")
+        self.transport.close()
+
+
+class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets sans-I/O protocol; a connection the server closed is
+    gone `CLOSE_LINGER_SECONDS` later, whether or not the peer reads, and what waits
+    to be sent to one client is bounded by `send_buffer` (0: the kernel's default).
+    Build it with `functools.partial(BoundedWebSocketProtocol, send_buffer=...)`."""
+
+    def __init__(self, *args: Any, send_buffer: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.send_buffer = send_buffer
+        self._abort_timer: asyncio.TimerHandle | None = None
+        #: Received but not parsed yet (reading is paused meanwhile).
+        self._backlog = bytearray()
+        self._bytes_after_close = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.send_buffer:
+            # The kernel's buffer (Linux doubles the figure; autotuned it grows to
+            # `tcp_wmem`'s maximum, 4 MiB by default) and uvicorn's own, past which
+            # sends wait: a client that stops reading holds this much, not megabytes.
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
+            self.transport.set_write_buffer_limits(high=self.send_buffer)
+
+    def data_received(self, data: bytes) -> None:
+        if self._backlog:  # keep the order: parse after what is waiting
+            self._backlog += data
+            return
+        self._parse(data)
+
+    def _parse(self, data: bytes) -> None:
+        if self.close_sent:
+            self._bytes_after_close += len(data)
+            if self._bytes_after_close > MAX_BYTES_AFTER_CLOSE:
+                self.reset()
+                return
+        if len(data) > PARSE_SLICE_BYTES:
+            self._backlog += data[PARSE_SLICE_BYTES:]
+            data = data[:PARSE_SLICE_BYTES]
+            self.transport.pause_reading()
+            self.loop.call_soon(self._parse_backlog)
+        super().data_received(data)
+
+    def _parse_backlog(self) -> None:
+        data = bytes(self._backlog)
+        self._backlog.clear()
+        if self.disconnected or self.transport.is_closing():
+            return
+        self._parse(data)
+        if not self._backlog and not self.read_paused and not self.transport.is_closing():
+            self.transport.resume_reading()  # uvicorn has not paused it for its own queue
+
+    async def run_asgi(self) -> None:
+        try:
+            await super().run_asgi()
+        finally:
+            if self.writable.is_set() or self.disconnected:
+                self._abort_later()
+            else:  # the peer has stopped reading: the app gave it up already (4008)
+                self.reset()
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()  # sends close 1011 and closes the transport
+        if self._peer_behind():  # it reads nothing: the close frame cannot reach it
+            self.reset()
+        else:
+            self._abort_later()
+
+    def _peer_behind(self) -> bool:
+        """Whether the peer leaves data unread: uvicorn's buffer is over its limit, or
+        the kernel holds more for it than a close frame and a last event or two."""
+        if not self.writable.is_set():
+            return True
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        unsent = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, bytes(4))
+        return bool(struct.unpack("i", unsent)[0] > UNREAD_BYTES)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+            self._abort_timer = None
+        super().connection_lost(exc)
+
+    def _abort_later(self) -> None:
+        if self._abort_timer is None and not self.disconnected:
+            self._abort_timer = self.loop.call_later(CLOSE_LINGER_SECONDS, self._abort)
+
+    def _abort(self) -> None:
+        self._abort_timer = None
+        if not self.disconnected:
+            self.reset()
+
+    def reset(self) -> None:
+        """Drop the connection now, with a TCP reset: a plain close would leave the
+        kernel holding the unsent data, retrying a peer that never takes it."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+        self.transport.abort()
