@@ -26,10 +26,8 @@ from readerai.api.schemas import (
     ReadingSummary,
     StudentFluency,
 )
-from readerai.auth.principal import Principal, Role
-from readerai.errors import Forbidden, NotFound
+from readerai.auth.principal import Role
 from readerai.readaloud.words import tokenize
-from readerai.services import NodeServices
 from readerai.store.models import ReadingRecord
 
 router = APIRouter(prefix="/api", tags=["readings"])
@@ -150,7 +148,7 @@ async def get_reading(
 ) -> ReadingDetail:
     """One reading with its passage, miscues and timeline, for replay (its student,
     the teacher of its class, admins)."""
-    reading = await _readable(services, principal, reading_id)
+    reading = await services.access.reading(principal, reading_id)
     passage = await services.catalog.get(reading.passage_id)
     words: Sequence[PassageWordOut] = []
     if passage is not None:
@@ -172,20 +170,3 @@ async def get_reading(
 def _passage_words(text: str) -> list[PassageWordOut]:
     """The passage's words as the aligner numbered them (CPU work: in a thread)."""
     return [PassageWordOut(text=w.text, start=w.start, end=w.end) for w in tokenize(text)]
-
-
-async def _readable(services: NodeServices, principal: Principal, reading_id: str) -> ReadingRecord:
-    """The reading if `principal` may see it; NotFound or Forbidden otherwise."""
-    reading = await services.store.get_reading(reading_id)
-    if reading is None:
-        raise NotFound(f"no reading {reading_id[:64]!r}")
-    if principal.role is Role.ADMIN:
-        return reading
-    if principal.role is Role.STUDENT:
-        if reading.user_id == principal.user_id:
-            return reading
-    elif reading.class_id is not None:
-        taught = await services.store.get_class(reading.class_id)
-        if taught is not None and taught.teacher_id == principal.user_id:
-            return reading
-    raise Forbidden("this reading is not yours")

@@ -14,6 +14,7 @@ from readerai.auth.principal import Principal, Role
 from readerai.errors import Forbidden, NotFound
 from readerai.store import Store
 from readerai.store.base import ClassRecord, SessionRecord
+from readerai.store.models import ReadingRecord
 
 
 def require_role(principal: Principal, *roles: Role) -> None:
@@ -33,16 +34,29 @@ class Access:
         record = await self._store.get_session(session_id)
         if record is None:
             raise NotFound(f"no session {session_id[:64]!r}")
-        if principal.role is Role.ADMIN:
+        if await self._owns(principal, record.user_id, record.class_id):
             return record
-        if principal.role is Role.STUDENT:
-            if record.user_id == principal.user_id:
-                return record
-        elif record.class_id is not None:
-            taught = await self._store.get_class(record.class_id)
-            if taught is not None and taught.teacher_id == principal.user_id:
-                return record
         raise Forbidden("this session is not yours")
+
+    async def reading(self, principal: Principal, reading_id: str) -> ReadingRecord:
+        """The stored reading if `principal` may see it; NotFound or Forbidden otherwise."""
+        reading = await self._store.get_reading(reading_id)
+        if reading is None:
+            raise NotFound(f"no reading {reading_id[:64]!r}")
+        if await self._owns(principal, reading.user_id, reading.class_id):
+            return reading
+        raise Forbidden("this reading is not yours")
+
+    async def _owns(self, principal: Principal, user_id: str | None, class_id: str | None) -> bool:
+        """An admin, the student it belongs to, or the teacher of its class."""
+        if principal.role is Role.ADMIN:
+            return True
+        if principal.role is Role.STUDENT:
+            return user_id is not None and user_id == principal.user_id
+        if class_id is None:
+            return False
+        taught = await self._store.get_class(class_id)
+        return taught is not None and taught.teacher_id == principal.user_id
 
     async def teaching(self, principal: Principal, class_id: str) -> ClassRecord:
         """The class if `principal` teaches it (or is an admin)."""
