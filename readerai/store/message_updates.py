@@ -64,7 +64,18 @@ async def apply_message_updates(
     it was written (False: no such message, or a checkpoint of an ended reply)."""
     ids = sorted({u.message_id for u in batch})
     found = await connection.execute(_LOCK_ROWS, {"ids": ids})
-    status: dict[int, str] = {row.id: row.status for row in found}
+    written, params = plan_message_updates(batch, {row.id: row.status for row in found}, now)
+    if params:
+        await connection.execute(_UPDATE, params)
+    return written
+
+
+def plan_message_updates(
+    batch: list[MessageUpdate], status: dict[int, str], now: datetime
+) -> tuple[list[bool], list[dict[str, object]]]:
+    """Which updates of `batch` apply, given each message's stored `status` (absent:
+    no such message), and the `_UPDATE` parameters of those that do, in order."""
+    status = dict(status)
     written: list[bool] = []
     params: list[dict[str, object]] = []
     for u in batch:
@@ -86,6 +97,4 @@ async def apply_message_updates(
             }
         )
         written.append(True)
-    if params:
-        await connection.execute(_UPDATE, params)
-    return written
+    return written, params

@@ -45,6 +45,7 @@ from readerai.store.readings import ReadingStore
 from readerai.store.retry import retried_write
 from readerai.store.sessions import SessionStore
 from readerai.store.slugs import slugify
+from readerai.store.sqlite_messages import SqliteMessages
 
 __all__ = ["SqlStore", "slugify"]
 
@@ -83,6 +84,8 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
             self._insert_messages
         )
         self._message_updates: GroupCommit[MessageUpdate, bool] = GroupCommit(self._update_messages)
+        #: SQLite only: message writes in one trip each to the connection's thread.
+        self._sqlite: SqliteMessages | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -171,6 +174,25 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
         batch = [
             dataclasses.replace(m, created_at=written_at, updated_at=written_at) for m in batch
         ]
+        if self._db.is_sqlite:
+            written = await self._db.in_sqlite_thread(
+                self._sqlite_messages().inserts(batch, written_at)
+            )
+            existing, ids = written.existing, written.ids
+        else:
+            existing, ids = await self._insert_messages_sql(batch, written_at)
+        new_ids = iter(ids)
+        return [
+            dataclasses.replace(m, id=next(new_ids))
+            if m.session_id in existing
+            else NotFound(f"session {m.session_id!r} does not exist")
+            for m in batch
+        ]
+
+    async def _insert_messages_sql(
+        self, batch: list[MessageRecord], written_at: datetime
+    ) -> tuple[set[str], list[int]]:
+        """`_insert_messages` through SQLAlchemy: the sessions that exist, the new ids."""
         session_ids = sorted({m.session_id for m in batch})
         async with self._db.connection() as connection:
             touched = await connection.execute(
@@ -184,13 +206,12 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
                     _INSERT_MESSAGES, [_message_values(m) for m in rows]
                 )
                 ids = list(inserted.scalars())
-        new_ids = iter(ids)
-        return [
-            dataclasses.replace(m, id=next(new_ids))
-            if m.session_id in existing
-            else NotFound(f"session {m.session_id!r} does not exist")
-            for m in batch
-        ]
+        return existing, ids
+
+    def _sqlite_messages(self) -> SqliteMessages:
+        if self._sqlite is None:
+            self._sqlite = SqliteMessages(self._db.dialect)
+        return self._sqlite
 
     async def update_message(
         self,
@@ -224,8 +245,12 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
     @retried_write
     async def _update_messages(self, batch: list[MessageUpdate]) -> list[bool | Exception]:
         """Write a batch of message updates in one transaction (see `GroupCommit`)."""
-        async with self._db.connection() as connection:
-            written = await apply_message_updates(connection, batch, utc_now())
+        now = utc_now()
+        if self._db.is_sqlite:
+            written = await self._db.in_sqlite_thread(self._sqlite_messages().updates(batch, now))
+        else:
+            async with self._db.connection() as connection:
+                written = await apply_message_updates(connection, batch, now)
         return list(written)
 
     @retried_write
