@@ -162,42 +162,57 @@ class Database:
             raise self.unavailable(exc) from exc
 
     async def in_sqlite_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` on a pooled SQLite connection's own thread, in one transaction.
+        """Run `work` in one transaction on the SQLite connection that writes, on its
+        own thread: one trip from the event loop and back for the whole unit of work.
 
-        For the hot path of every turn. Through SQLAlchemy each statement costs about
-        four trips between the event loop and aiosqlite's thread (cursor, execute,
-        fetch, close), each waiting its turn on a busy loop; here the statements of a
-        unit of work take one trip, plus one for the commit and one for the pool's
-        reset. `work` gets the `sqlite3` connection (its transaction begins with the
-        first write), runs on that thread and must not touch the event loop.
+        For the hot path of every turn. Through SQLAlchemy on aiosqlite each statement
+        costs about four trips between the loop and the connection's thread (cursor,
+        execute, fetch, close), and a unit two more (commit, the pool's reset); each
+        trip waits for the loop and for a core, so under load an acknowledgement
+        waited on twelve. Here `BEGIN IMMEDIATE`, `work` and `COMMIT` (or `ROLLBACK`
+        when it raises) run together on the thread; `work` gets the `sqlite3`
+        connection and must not touch the event loop.
 
         A `sqlite3` error is raised as SQLAlchemy's (`DBAPIError`), mapped like any
-        other: a disk error is `StoreUnavailable` and drops the pool, as in
+        other: a disk error is `StoreUnavailable` and drops the connection, as in
         `_on_sqlite_error`.
 
         aiosqlite has no public call for "run this on the connection's thread"; its
         `_execute` and `_conn` are used here and only here.
         """
-        async with self.connection() as connection:
+        if self._engine is None:
+            raise self._not_connected()
+        try:
+            connection = await self._engine.connect()
+        except Exception as exc:
+            raise self.unavailable(exc) from exc
+        try:
             raw = await connection.get_raw_connection()
             driver: Any = raw.driver_connection
             try:
-                result: T = await driver._execute(lambda: work(driver._conn))
+                result: T = await driver._execute(_in_transaction, work, driver._conn)
             except sqlite3.Error as exc:
                 code = getattr(exc, "sqlite_errorcode", None)
                 disk = code is not None and code & 0xFF in SQLITE_DISK_ERRORS
                 if disk:
                     self._disk_failing = True
                     raw.invalidate(exc)
-                raise DBAPIError.instance(
+                error = DBAPIError.instance(
                     "(in_sqlite_thread)",
                     None,
                     exc,
                     sqlite3.Error,
                     connection_invalidated=disk,
                     dialect=connection.dialect,
-                ) from exc
-            return result
+                )
+                if is_unavailable(error):
+                    raise self.unavailable(error) from exc
+                raise error from exc
+        finally:
+            # No statement went through SQLAlchemy, so it holds no transaction to end,
+            # and the writing pool does not reset on return (see `_create_engine`).
+            await connection.close()
+        return result
 
     def unavailable(self, exc: BaseException) -> StoreUnavailable:
         """`StoreUnavailable` naming this database and, on one line, what went wrong."""
@@ -226,6 +241,10 @@ class Database:
             **({"pool_size": 1, "max_overflow": 0} if sqlite else {}),
             # A pooled PostgreSQL connection may have been cut by a restart or a proxy.
             pool_pre_ping=self.is_postgresql,
+            # SQLite's writer: a connection comes back with no transaction open (every
+            # unit of work commits or rolls back), so the pool's own rollback would only
+            # cost a trip to aiosqlite's thread per unit (see `in_sqlite_thread`).
+            **({"pool_reset_on_return": None} if sqlite else {}),
         )
         if sqlite:
             event.listen(engine.sync_engine, "connect", self._configure_sqlite)
@@ -252,6 +271,18 @@ class Database:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(self.connect_timeout * 1000)}")
         cursor.close()
+
+
+def _in_transaction(work: Callable[[sqlite3.Connection], T], connection: sqlite3.Connection) -> T:
+    """`work(connection)` between `BEGIN IMMEDIATE` and `COMMIT` (`ROLLBACK` if it raises)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(connection)
+    except BaseException:
+        connection.rollback()
+        raise
+    connection.commit()
+    return result
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, String, and_, cast, literal, or_, select, update
+from sqlalchemy import ColumnElement, String, and_, bindparam, cast, literal, or_, select, update
 from sqlalchemy.orm import aliased
 
 from readerai.store.base import JobOutcome, JobRecord
@@ -41,6 +41,22 @@ PREPARE_PASSAGE = "prepare_passage"
 
 QUEUED, RUNNING, COMPLETED, FAILED = "queued", "running", "completed", "failed"
 _OUTCOMES = frozenset({COMPLETED, FAILED})
+
+
+#: Whether any job is queued or running on a lapsed lease (built once: see `claim_job`).
+_ANY_WORK = (
+    select(JobRow.id)
+    .where(
+        or_(
+            JobRow.status == QUEUED,
+            and_(
+                JobRow.status == RUNNING,
+                JobRow.heartbeat_at < bindparam("stale_before", type_=JobRow.heartbeat_at.type),
+            ),
+        )
+    )
+    .limit(1)
+)
 
 
 class JobStore(SqlStoreCore):
@@ -88,6 +104,14 @@ class JobStore(SqlStoreCore):
             raise ValueError("stale_before must be timezone-aware")
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        # Look before writing: a node polls every second, and with nothing to do a
+        # claim should neither take SQLite's one write lock (the turns' writes wait
+        # behind it) nor build its statements (their cyclic garbage, about 300
+        # objects a poll, is what the collector's young passes then stop the loop for).
+        async with self._db.connection() as connection:
+            work = await connection.execute(_ANY_WORK, {"stale_before": stale_before})
+            if work.first() is None:
+                return None
         now = utc_now()
         lapsed = and_(JobRow.status == RUNNING, JobRow.heartbeat_at < stale_before)
         abandon = (

@@ -76,16 +76,14 @@ class SqliteMessages:
     def updates(
         self, batch: list[MessageUpdate], now: datetime
     ) -> Callable[[sqlite3.Connection], list[bool]]:
-        """The write of a batch of updates, to run on the connection's thread; per
-        update, whether it applied (see `plan_message_updates`)."""
+        """The write of a batch of updates, to run on the connection's thread in a
+        transaction; per update, whether it applied (see `plan_message_updates`)."""
         ids = sorted({u.message_id for u in batch})
         select = f"SELECT id, status FROM {_TABLE} WHERE id IN ({', '.join('?' for _ in ids)})"
         stamp = self._updated_at(now) if self._updated_at else now
         citations = self._citations
 
         def write(connection: sqlite3.Connection) -> list[bool]:
-            if not connection.in_transaction:
-                connection.execute("BEGIN")
             status = {row[0]: row[1] for row in connection.execute(select, ids)}
             written, params = plan_message_updates(batch, status, now)
             if params:
@@ -113,7 +111,7 @@ class SqliteMessages:
         """The write of a batch of new messages, to run on the connection's thread.
 
         Values are converted here, on the event loop, so that the thread only runs
-        SQLite; the transaction is committed by the caller.
+        SQLite; the caller runs it in a transaction.
         """
         rows = [self._row(m) for m in batch]
         stamp = self._stamp(written_at) if self._stamp else written_at
@@ -124,8 +122,6 @@ class SqliteMessages:
         )
 
         def write(connection: sqlite3.Connection) -> Written:
-            if not connection.in_transaction:
-                connection.execute("BEGIN")
             existing = {row[0] for row in connection.execute(touch, (stamp, *session_ids))}
             ids: list[int] = []
             for message, row in zip(batch, rows, strict=True):
