@@ -127,12 +127,7 @@ class Database:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
         """One unit of work on a bare connection (Core statements); commits on success."""
-        if self._engine is None:
-            raise self._not_connected()
-        try:
-            connection = await self._engine.connect()
-        except Exception as exc:
-            raise self.unavailable(exc) from exc
+        connection = await self._connect()
         try:
             try:
                 async with connection.begin():
@@ -180,20 +175,14 @@ class Database:
         aiosqlite has no public call for "run this on the connection's thread"; its
         `_execute` and `_conn` are used here and only here.
         """
-        if self._engine is None:
-            raise self._not_connected()
-        try:
-            connection = await self._engine.connect()
-        except Exception as exc:
-            raise self.unavailable(exc) from exc
+        connection = await self._connect()
         try:
             raw = await connection.get_raw_connection()
             driver: Any = raw.driver_connection
             try:
                 result: T = await driver._execute(_in_transaction, work, driver._conn)
             except sqlite3.Error as exc:
-                code = getattr(exc, "sqlite_errorcode", None)
-                disk = code is not None and code & 0xFF in SQLITE_DISK_ERRORS
+                disk = _is_disk_error(exc)
                 if disk:
                     self._disk_failing = True
                     raw.invalidate(exc)
@@ -214,6 +203,15 @@ class Database:
             await connection.close()
         return result
 
+    async def _connect(self) -> AsyncConnection:
+        """A pooled connection; `StoreUnavailable` if there is none to be had."""
+        if self._engine is None:
+            raise self._not_connected()
+        try:
+            return await self._engine.connect()
+        except Exception as exc:
+            raise self.unavailable(exc) from exc
+
     def unavailable(self, exc: BaseException) -> StoreUnavailable:
         """`StoreUnavailable` naming this database and, on one line, what went wrong."""
         if isinstance(exc, TimeoutError) and not str(exc):
@@ -230,7 +228,7 @@ class Database:
 
     def _create_engine(self) -> AsyncEngine:
         """Build the engine and pool (no connection yet); blocking, so run in a thread."""
-        sqlite = self.url.get_backend_name() == "sqlite"
+        sqlite = self.is_sqlite
         engine = create_async_engine(
             self.url,
             connect_args=connect_args(self.url, self.connect_timeout),
@@ -255,8 +253,7 @@ class Database:
         # A connection that met a disk error keeps its file descriptors on that
         # disk (a remounted or replaced one is a new file system): treating the
         # error as a disconnect makes SQLAlchemy drop it and every pooled sibling.
-        code = getattr(context.original_exception, "sqlite_errorcode", None)
-        if code is not None and code & 0xFF in SQLITE_DISK_ERRORS:
+        if _is_disk_error(context.original_exception):
             self._disk_failing = True
             context.is_disconnect = True
 
@@ -271,6 +268,12 @@ class Database:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(self.connect_timeout * 1000)}")
         cursor.close()
+
+
+def _is_disk_error(exc: BaseException) -> bool:
+    """Whether a `sqlite3` error means the file cannot be written (`SQLITE_DISK_ERRORS`)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in SQLITE_DISK_ERRORS
 
 
 def _in_transaction(work: Callable[[sqlite3.Connection], T], connection: sqlite3.Connection) -> T:
