@@ -51,8 +51,7 @@ class OpenAIUpstream:
         self._api_key = api_key
         self._max_retries = max_retries
         self._client: openai.AsyncOpenAI | None = None
-        # For messages: a URL can carry credentials (http://user:secret@host/v1).
-        self.shown_url = re.sub(r"//[^/@]*@", "//***@", self.base_url)
+        self.shown_url = shown_url(self.base_url)
 
     @property
     def client(self) -> openai.AsyncOpenAI:
@@ -65,15 +64,7 @@ class OpenAIUpstream:
         """Check the base URL and build the client; the server is not called."""
         if self._client is not None:
             return
-        parts = urlsplit(self.base_url)
-        try:
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(
-                    f"base URL must look like http(s)://host[:port]/path, got {self.shown_url!r}"
-                )
-            parts.port  # noqa: B018 - raises ValueError on a port out of range
-        except ValueError as exc:
-            raise ServiceStartupError(self.service, exc) from None
+        check_base_url(self.service, self.base_url)
         self._client = await anyio.to_thread.run_sync(self._make_client)
 
     def _make_client(self) -> openai.AsyncOpenAI:
@@ -98,7 +89,7 @@ class OpenAIUpstream:
         if isinstance(exc, openai.APITimeoutError):
             return self._timeout_failure(f"{where} did not answer within {self.timeout:g} s")
         if isinstance(exc, openai.APIConnectionError):
-            return self._failure(f"cannot reach {where}: {self.redact(_cause(exc))}")
+            return self._failure(f"cannot reach {where}: {self.redact(innermost_cause(exc))}")
         if isinstance(exc, openai.APIStatusError):
             detail = self.redact(exc.message)[:200]
             return self._failure(f"{where} answered HTTP {exc.status_code}: {detail}")
@@ -106,10 +97,33 @@ class OpenAIUpstream:
 
     def redact(self, text: str) -> str:
         """``text`` with the API key masked."""
-        return text.replace(self._api_key, "***") if self._api_key else text
+        return redact(text, self._api_key)
 
 
-def _cause(exc: BaseException) -> str:
+def shown_url(base_url: str) -> str:
+    """`base_url` as messages show it: a URL can carry credentials (http://user:secret@host/v1)."""
+    return re.sub(r"//[^/@]*@", "//***@", base_url)
+
+
+def check_base_url(service: str, base_url: str) -> None:
+    """`ServiceStartupError` for `service` unless `base_url` is http(s)://host[:port]/path."""
+    parts = urlsplit(base_url)
+    try:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"base URL must look like http(s)://host[:port]/path, got {shown_url(base_url)!r}"
+            )
+        parts.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError as exc:
+        raise ServiceStartupError(service, exc) from None
+
+
+def redact(text: str, api_key: str) -> str:
+    """``text`` with `api_key` masked."""
+    return text.replace(api_key, "***") if api_key else text
+
+
+def innermost_cause(exc: BaseException) -> str:
     """The innermost cause, e.g. ``ConnectError: All connection attempts failed``."""
     while exc.__cause__ is not None:
         exc = exc.__cause__

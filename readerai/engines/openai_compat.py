@@ -24,7 +24,6 @@ visible error fast).
 from __future__ import annotations
 
 import json
-import re
 import urllib.request
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -36,7 +35,8 @@ import anyio
 from readerai import __version__
 from readerai.engines.base import EngineRequest
 from readerai.engines.prompt import build_messages
-from readerai.errors import EngineError, EngineTimeout, ServiceStartupError
+from readerai.errors import EngineError, EngineTimeout
+from readerai.upstream import check_base_url, innermost_cause, redact, shown_url
 
 #: Longest wait for the HTTP response to close after the consumer stops.
 CLOSE_SECONDS = 2.0
@@ -64,8 +64,7 @@ class OpenAIEngine:
         self._timeout = timeout
         self._base_url = base_url.rstrip("/")
         self._url = f"{self._base_url}/chat/completions"
-        # For messages: a URL can carry credentials (http://user:secret@host/v1).
-        self._shown_url = re.sub(r"//[^/@]*@", "//***@", self._base_url)
+        self._shown_url = shown_url(self._base_url)
         self._where = f"{DESCRIBED_AS} at {self._shown_url}"
         self._headers = {
             "Content-Type": "application/json",
@@ -83,15 +82,7 @@ class OpenAIEngine:
         """Validate the base URL and open the connection pool; the server is not called."""
         if self._http is not None:
             return
-        parts = urlsplit(self._base_url)
-        try:
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(
-                    f"base URL must look like http(s)://host[:port]/path, got {self._shown_url!r}"
-                )
-            parts.port  # noqa: B018 - raises ValueError on a port out of range
-        except ValueError as exc:
-            raise ServiceStartupError("openai engine", exc) from None
+        check_base_url("openai engine", self._base_url)
         # HTTP(S)_PROXY and NO_PROXY apply, as they did through the SDK; read once,
         # off the loop (aiohttp's `trust_env` would also read ~/.netrc per request).
         self._proxy = await anyio.to_thread.run_sync(_env_proxy, self._url)
@@ -134,7 +125,8 @@ class OpenAIEngine:
         except TimeoutError:
             raise self._timed_out() from None
         except aiohttp.ClientError as exc:
-            raise EngineError(f"cannot reach {self._where}: {self._redact(_cause(exc))}") from None
+            cause = self._redact(innermost_cause(exc))
+            raise EngineError(f"cannot reach {self._where}: {cause}") from None
         try:
             if response.status >= 400:
                 raise await self._status_error(response)
@@ -145,7 +137,7 @@ class OpenAIEngine:
                     raise self._timed_out() from None
                 except aiohttp.ClientError as exc:
                     raise EngineError(
-                        f"{self._where} broke off the reply: {self._redact(_cause(exc))}"
+                        f"{self._where} broke off the reply: {self._redact(innermost_cause(exc))}"
                     ) from None
                 except ValueError:  # aiohttp: a line longer than its buffer allows
                     raise EngineError(f"{DESCRIBED_AS} sent an event too long") from None
@@ -181,8 +173,7 @@ class OpenAIEngine:
         )
 
     def _redact(self, text: str) -> str:
-        """``text`` with the API key masked."""
-        return text.replace(self._api_key, "***") if self._api_key else text
+        return redact(text, self._api_key)
 
 
 def _env_proxy(url: str) -> str | None:
@@ -202,13 +193,6 @@ def _error_message(body: str) -> str:
     error = parsed.get("error") if isinstance(parsed, dict) else None
     message = error.get("message") if isinstance(error, dict) else None
     return message if isinstance(message, str) else body.strip()
-
-
-def _cause(exc: BaseException) -> str:
-    """The innermost cause, e.g. ``ConnectionRefusedError: Connect call failed``."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return f"{type(exc).__name__}: {exc}"
 
 
 #: Returned by `_delta_text` for the stream's ``data: [DONE]``.
