@@ -23,6 +23,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import URL, make_url
 
+from readerai.store import sqlite_driver
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 #: Async drivers the store supports, by backend; a URL without a driver gets this one.
@@ -78,6 +80,10 @@ def connect_args(url: URL, timeout: float) -> dict[str, Any]:
     """Driver arguments for an engine on `url` (blocking: call it off the event loop)."""
     if url.get_backend_name() == "postgresql":
         return _asyncpg_connect_args(url, timeout)
+    if url.get_backend_name() == "sqlite":
+        # Connections that can be invalidated during a cancellation without leaving a
+        # task behind that never ends (see `readerai.store.sqlite_driver`).
+        return {"async_creator_fn": sqlite_driver.connect}
     return {}
 
 
