@@ -259,14 +259,14 @@ class Database:
 
     def _configure_sqlite(self, dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # WAL lets readers proceed while a reply is being written; foreign keys are
-        # off by default in SQLite; busy_timeout waits for a writer instead of failing.
+        # off by default in SQLite. (The busy timeout is a connect argument: see
+        # `readerai.store.migrate.connect_args`.)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         # In WAL mode NORMAL is safe against corruption and against a crash of the
         # process; only an OS crash or power loss can lose the last commits.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(self.connect_timeout * 1000)}")
         cursor.close()
 
 

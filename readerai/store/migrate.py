@@ -82,8 +82,10 @@ def connect_args(url: URL, timeout: float) -> dict[str, Any]:
         return _asyncpg_connect_args(url, timeout)
     if url.get_backend_name() == "sqlite":
         # Connections that can be invalidated during a cancellation without leaving a
-        # task behind that never ends (see `readerai.store.sqlite_driver`).
-        return {"async_creator_fn": sqlite_driver.connect}
+        # task behind that never ends (see `readerai.store.sqlite_driver`). `timeout`
+        # is SQLite's busy timeout, in force from the first statement: a connection
+        # opened while another writes (a sibling node migrating, say) waits for it.
+        return {"async_creator_fn": sqlite_driver.connect, "timeout": timeout}
     return {}
 
 
