@@ -29,16 +29,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     faulthandler.cancel_dump_traceback_later()
-    if _HANG_REPORT_FD in config.stash:
-        os.close(config.stash[_HANG_REPORT_FD])
-        del config.stash[_HANG_REPORT_FD]
+    os.close(config.stash[_HANG_REPORT_FD])
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
-    report_fd = item.config.stash.get(_HANG_REPORT_FD, None)
-    if report_fd is not None:
-        faulthandler.dump_traceback_later(HUNG_TEST_SECONDS, exit=True, file=report_fd)
+    report_fd = item.config.stash[_HANG_REPORT_FD]
+    faulthandler.dump_traceback_later(HUNG_TEST_SECONDS, exit=True, file=report_fd)
     try:
         return (yield)
     finally:

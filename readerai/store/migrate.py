@@ -23,7 +23,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import URL, make_url
 
-from readerai.store import sqlite_driver
+from readerai.store.sqlite_driver import StopOnceConnection
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -85,7 +85,7 @@ def connect_args(url: URL, timeout: float) -> dict[str, Any]:
         # task behind that never ends (see `readerai.store.sqlite_driver`). `timeout`
         # is SQLite's busy timeout, in force from the first statement: a connection
         # opened while another writes (a sibling node migrating, say) waits for it.
-        return {"async_creator_fn": sqlite_driver.connect, "timeout": timeout}
+        return {"async_creator_fn": StopOnceConnection, "timeout": timeout}
     return {}
 
 

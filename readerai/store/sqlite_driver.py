@@ -10,9 +10,9 @@ for ever: a task that no cancellation can finish, so the event loop's shutdown h
 cancelled). Here a connection stops once: a second `stop()` gets the first one's
 future, which the thread does answer.
 
-`connect` is handed to SQLAlchemy as the `async_creator_fn` connect argument (see
-`readerai.store.migrate.connect_args`), so every pooled and migrating connection is
-one of these.
+`StopOnceConnection` is handed to SQLAlchemy as the `async_creator_fn` connect
+argument (see `readerai.store.migrate.connect_args`), so every pooled and migrating
+connection is one of these.
 """
 
 from __future__ import annotations
@@ -26,29 +26,25 @@ import aiosqlite
 
 #: aiosqlite's default number of rows fetched per trip when iterating a cursor.
 ITER_CHUNK_SIZE = 64
+#: `StopOnceConnection._stopping` before the first `stop()`.
+_NOT_STOPPED: Any = object()
 
 
 class StopOnceConnection(aiosqlite.Connection):
-    """An aiosqlite connection whose background thread is stopped at most once."""
+    """An aiosqlite connection whose background thread is stopped at most once.
+
+    Called as `aiosqlite.connect` is, with SQLAlchemy's arguments for `sqlite3.connect`.
+    """
 
     def __init__(self, database: str, **kwargs: Any) -> None:
         super().__init__(functools.partial(sqlite3.connect, database, **kwargs), ITER_CHUNK_SIZE)
-        self._stopping: asyncio.Future[Any] | None = None
-        self._stopped = False
+        self._stopping: asyncio.Future[Any] | None = _NOT_STOPPED
         # As SQLAlchemy does for the connections it makes itself: a connection left
         # open must not keep the process from exiting.
         self._thread.daemon = True
 
     def stop(self) -> asyncio.Future[Any] | None:
         """Queue the thread's stop once; later calls return the same future."""
-        if not self._stopped:
-            self._stopped = True
+        if self._stopping is _NOT_STOPPED:
             self._stopping = super().stop()
         return self._stopping
-
-
-def connect(database: str | bytes, **kwargs: Any) -> StopOnceConnection:
-    """`aiosqlite.connect`, making a `StopOnceConnection` (awaited by SQLAlchemy)."""
-    if isinstance(database, bytes):
-        database = database.decode()
-    return StopOnceConnection(str(database), **kwargs)
