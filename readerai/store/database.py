@@ -258,11 +258,10 @@ class Database:
             context.is_disconnect = True
 
     def _configure_sqlite(self, dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-        # WAL lets readers proceed while a reply is being written; foreign keys are
-        # off by default in SQLite. (The busy timeout is a connect argument: see
-        # `readerai.store.migrate.connect_args`.)
+        # Foreign keys are off by default in SQLite. (WAL mode, which lets readers
+        # proceed while a reply is being written, and the busy timeout are set as the
+        # connection is made: see `readerai.store.sqlite_driver.connect`.)
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         # In WAL mode NORMAL is safe against corruption and against a crash of the
         # process; only an OS crash or power loss can lose the last commits.
         cursor.execute("PRAGMA synchronous=NORMAL")

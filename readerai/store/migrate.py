@@ -23,7 +23,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import URL, make_url
 
-from readerai.store.sqlite_driver import StopOnceConnection
+from readerai.store import sqlite_driver
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -81,11 +81,11 @@ def connect_args(url: URL, timeout: float) -> dict[str, Any]:
     if url.get_backend_name() == "postgresql":
         return _asyncpg_connect_args(url, timeout)
     if url.get_backend_name() == "sqlite":
-        # Connections that can be invalidated during a cancellation without leaving a
-        # task behind that never ends (see `readerai.store.sqlite_driver`). `timeout`
-        # is SQLite's busy timeout, in force from the first statement: a connection
+        # Connections in WAL mode that can be invalidated during a cancellation without
+        # leaving a task behind (see `readerai.store.sqlite_driver`). `timeout` is
+        # SQLite's busy timeout, in force from the first statement: a connection
         # opened while another writes (a sibling node migrating, say) waits for it.
-        return {"async_creator_fn": StopOnceConnection, "timeout": timeout}
+        return {"async_creator_fn": sqlite_driver.connect, "timeout": timeout}
     return {}
 
 
