@@ -41,6 +41,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from readerai.errors import StoreUnavailable
 from readerai.store.migrate import connect_args, ensure_sqlite_directory
+from readerai.store.sqlite_driver import primary_code
 
 T = TypeVar("T")
 
@@ -271,8 +272,7 @@ class Database:
 
 def _is_disk_error(exc: BaseException) -> bool:
     """Whether a `sqlite3` error means the file cannot be written (`SQLITE_DISK_ERRORS`)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in SQLITE_DISK_ERRORS
+    return primary_code(exc) in SQLITE_DISK_ERRORS
 
 
 def _in_transaction(work: Callable[[sqlite3.Connection], T], connection: sqlite3.Connection) -> T:

@@ -87,17 +87,17 @@ async def _enter_wal_mode(connection: aiosqlite.Connection, give_up_after: float
     pause = WAL_RETRY_FIRST_PAUSE
     while True:
         try:
-            cursor = await connection.execute("PRAGMA journal_mode=WAL")
+            async with connection.execute("PRAGMA journal_mode=WAL"):
+                return
         except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or loop.time() + pause > deadline:
+            if primary_code(exc) != SQLITE_BUSY or loop.time() + pause > deadline:
                 raise
-        else:
-            await cursor.close()
-            return
         await asyncio.sleep(pause)
         pause = min(pause * 2, WAL_RETRY_LONGEST_PAUSE)
 
 
-def _is_busy(exc: sqlite3.Error) -> bool:
+def primary_code(exc: BaseException) -> int | None:
+    """The primary SQLite result code of a `sqlite3` error (extended codes add high
+    bits), or None for anything else."""
     code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF == SQLITE_BUSY
+    return None if code is None else code & 0xFF
