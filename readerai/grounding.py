@@ -15,6 +15,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 #: Titles and Latin abbreviations that end with a period but never end a sentence.
 _ABBREVIATION_WORDS = (
@@ -51,6 +52,9 @@ _BM25_B = 0.75
 CITE_MIN_SHARE = 0.2
 #: Passage sentences whose terms are remembered (a few hundred passages' worth).
 SENTENCE_TERMS_CACHE = 16384
+#: Sentence lists (passages, questions' contexts) whose BM25 and citation views are
+#: remembered.
+GROUNDING_INDEX_CACHE = 512
 
 
 def split_sentences(text: str) -> list[str]:
@@ -159,27 +163,52 @@ def _tidy(word: str) -> str:
     return word
 
 
-def score_sentences(sentences: list[str], question: str) -> list[float]:
-    """BM25 score of each sentence for ``question`` (0.0 when no content word matches)."""
+@dataclass(frozen=True, slots=True)
+class _Bm25Index:
+    """What BM25 needs of a list of sentences, whatever the question: built once."""
+
+    #: Each term's sentences, with how often it occurs in each.
+    postings: dict[str, tuple[tuple[int, int], ...]]
+    #: Each sentence's length normalisation, ``k1 * (1 - b + b * length / average)``.
+    norms: tuple[float, ...]
+
+
+@functools.lru_cache(maxsize=GROUNDING_INDEX_CACHE)
+def _bm25_index(sentences: tuple[str, ...]) -> _Bm25Index:
     docs = [Counter(sentence_terms(sentence)) for sentence in sentences]
+    lengths = [sum(doc.values()) for doc in docs]
+    average_length = sum(lengths) / len(docs) or 1.0
+    postings: dict[str, list[tuple[int, int]]] = {}
+    for index, doc in enumerate(docs):
+        for term, frequency in doc.items():
+            postings.setdefault(term, []).append((index, frequency))
+    return _Bm25Index(
+        postings={term: tuple(found) for term, found in postings.items()},
+        norms=tuple(
+            _BM25_K1 * (1 - _BM25_B + _BM25_B * length / average_length) for length in lengths
+        ),
+    )
+
+
+def score_sentences(sentences: list[str], question: str) -> list[float]:
+    """BM25 score of each sentence for ``question`` (0.0 when no content word matches).
+
+    A passage's sentences are scored for question after question: their index is
+    remembered (`_bm25_index`), so a question costs only its own terms' postings.
+    """
+    scores = [0.0] * len(sentences)
     query = set(tokens(question))
-    if not docs or not query:
-        return [0.0] * len(sentences)
-    average_length = sum(sum(doc.values()) for doc in docs) / len(docs) or 1.0
-    containing = Counter(term for doc in docs for term in doc.keys() & query)
-    idf = {
-        term: math.log(1 + (len(docs) - count + 0.5) / (count + 0.5))
-        for term, count in containing.items()
-    }
-    scores: list[float] = []
-    for doc in docs:
-        length = sum(doc.values())
-        norm = _BM25_K1 * (1 - _BM25_B + _BM25_B * length / average_length)
-        score = 0.0
-        for term in query & doc.keys():
-            frequency = doc[term]
-            score += idf[term] * frequency * (_BM25_K1 + 1) / (frequency + norm)
-        scores.append(score)
+    if not sentences or not query:
+        return scores
+    index = _bm25_index(tuple(sentences))
+    total = len(sentences)
+    for term in sorted(query):  # one order, so equal sentences get equal sums
+        found = index.postings.get(term)
+        if found is None:
+            continue
+        idf = math.log(1 + (total - len(found) + 0.5) / (len(found) + 0.5))
+        for doc, frequency in found:
+            scores[doc] += idf * frequency * (_BM25_K1 + 1) / (frequency + index.norms[doc])
     return scores
 
 
@@ -195,7 +224,8 @@ def select_context(sentences: list[str], question: str, limit: int) -> list[tupl
     if len(sentences) <= limit:
         return list(enumerate(sentences))
     scores = score_sentences(sentences, question)
-    best = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))[:limit]
+    # Best first; a stable sort keeps ties in passage order.
+    best = sorted(range(len(sentences)), key=scores.__getitem__, reverse=True)[:limit]
     return [(i, sentences[i]) for i in sorted(best)]
 
 
@@ -210,16 +240,12 @@ def cite(answer: str, context: list[tuple[int, str]]) -> list[int]:
     earlier citation already explained is not cited.
     """
     said = set(tokens(answer))
-    sentences = {index: set(sentence_terms(sentence)) for index, sentence in context}
-    sentences = {index: words for index, words in sentences.items() if words}
-    if not said or not sentences:
+    if not said or not context:
         return []
-    containing = Counter(word for words in sentences.values() for word in words)
-    total = len(sentences)
-    weight = {
-        word: math.log(1 + (total - count + 0.5) / (count + 0.5))
-        for word, count in containing.items()
-    }
+    view = _cite_view(tuple(context))
+    weight = view.weight
+    # A sentence sharing no word with the answer never gains anything: left out.
+    sentences = {i: words for i, words in view.sentences.items() if not words.isdisjoint(said)}
     cited: list[int] = []
     covered: set[str] = set()
     while sentences:
@@ -234,3 +260,26 @@ def cite(answer: str, context: list[tuple[int, str]]) -> list[int]:
         cited.append(best)
         covered |= new
     return sorted(cited)
+
+
+@dataclass(frozen=True, slots=True)
+class _CiteView:
+    """What `cite` needs of a context, whatever the answer: built once."""
+
+    #: Each sentence's content words (sentences with none left out).
+    sentences: dict[int, frozenset[str]]
+    #: Each word's IDF over those sentences.
+    weight: dict[str, float]
+
+
+@functools.lru_cache(maxsize=GROUNDING_INDEX_CACHE)
+def _cite_view(context: tuple[tuple[int, str], ...]) -> _CiteView:
+    sentences = {index: frozenset(sentence_terms(sentence)) for index, sentence in context}
+    sentences = {index: words for index, words in sentences.items() if words}
+    containing = Counter(word for words in sentences.values() for word in words)
+    total = len(sentences)
+    weight = {
+        word: math.log(1 + (total - count + 0.5) / (count + 0.5))
+        for word, count in containing.items()
+    }
+    return _CiteView(sentences=sentences, weight=weight)

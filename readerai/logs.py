@@ -110,6 +110,8 @@ def configure_logging(level: str, fmt: str) -> logging.handlers.QueueListener:
     ]
     structlog.configure(
         processors=[
+            # First: a line below the level costs a level check, not the chain.
+            structlog.stdlib.filter_by_level,
             structlog.contextvars.merge_contextvars,
             *shared,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,

@@ -12,6 +12,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketState
 
+from readerai.api.bounded_protocols import SEND_TEXTS
 from readerai.api.problems import request_id_of
 from readerai.errors import (
     CloseCode,
@@ -58,6 +59,17 @@ class StarletteTransport:
     async def send_text(self, text: str) -> None:
         try:
             await self._ws.send_text(text)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            raise ClientGone(str(exc)) from exc
+
+    async def send_texts(self, texts: list[str]) -> None:
+        """Several text frames; in one write where the server can (`SEND_TEXTS`)."""
+        try:
+            if len(texts) > 1 and SEND_TEXTS in self._ws.scope.get("extensions", {}):
+                await self._ws.send({"type": "websocket.send", "text": texts[0], SEND_TEXTS: texts})
+            else:
+                for text in texts:
+                    await self._ws.send_text(text)
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
             raise ClientGone(str(exc)) from exc
 

@@ -30,7 +30,8 @@ def extractive_answer(request: EngineRequest) -> str:
     """
     sentences = [sentence for _, sentence in request.context]
     scores = score_sentences(sentences, request.question)
-    ranked = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))
+    # Best first; a stable sort keeps ties in passage order.
+    ranked = sorted(range(len(sentences)), key=scores.__getitem__, reverse=True)
     if not ranked or scores[ranked[0]] <= 0:
         return NOT_FOUND
     chosen = ranked[:1]

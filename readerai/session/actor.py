@@ -85,6 +85,8 @@ CLOSE_DEADLINE = 5.0
 FLUSH_DEADLINE = 1.0
 #: Frames the reader handles before it lets other tasks run (see `_reader`).
 FRAMES_PER_YIELD = 16
+#: Most text events written to a client in one call.
+EVENTS_PER_WRITE = 32
 
 
 class ClientGone(Exception):
@@ -98,6 +100,9 @@ class Transport(Protocol):
         """The next frame, or None once the client has gone."""
 
     async def send_text(self, text: str) -> None: ...
+
+    async def send_texts(self, texts: list[str]) -> None:
+        """Several text frames, in order (in one write where the server allows)."""
 
     async def send_bytes(self, data: bytes) -> None: ...
 
@@ -314,26 +319,36 @@ class ConnectionActor:
             event = await self.queue.get()
             if event is None:
                 return
-            if isinstance(event, ResponseDelta) and not live.delta_sent(event.turn_id, event.seq):
-                continue
-            if isinstance(event, ReplyAudio) and not live.audio_sendable(event.turn_id):
-                continue
             try:
                 async with asyncio.timeout(self._limits.send_timeout):
                     if isinstance(event, ReplyAudio):
-                        await self._transport.send_bytes(
-                            encode_audio_frame(
-                                event.turn_id, event.seq, event.sample_rate, event.pcm
+                        if live.audio_sendable(event.turn_id):
+                            await self._transport.send_bytes(
+                                encode_audio_frame(
+                                    event.turn_id, event.seq, event.sample_rate, event.pcm
+                                )
                             )
-                        )
                     else:
-                        await self._transport.send_text(encode(event))
+                        # The text events already waiting go out together: a turn's
+                        # acknowledgement, `RESPONSE_STARTED` and first delta are
+                        # queued at once, and each write is a system call.
+                        texts = [encode(e) for e in self._text_run(live, event)]
+                        if texts:
+                            await self._transport.send_texts(texts)
             except ClientGone:
                 return
             except TimeoutError:
                 exc = SlowConsumer(f"a send took over {self._limits.send_timeout}s")
                 self._end(close_code_for(exc), exc.message)
                 return
+
+    def _text_run(self, live: LiveSession, first: ServerEvent) -> list[ServerEvent]:
+        """`first` and the text events queued right behind it (at most
+        `EVENTS_PER_WRITE`), without the deltas of a cancelled reply."""
+        run = [first, *self.queue.take_while(_is_text, EVENTS_PER_WRITE - 1)]
+        return [
+            e for e in run if not isinstance(e, ResponseDelta) or live.delta_sent(e.turn_id, e.seq)
+        ]
 
     # -- reader -------------------------------------------------------------------
 
@@ -496,3 +511,7 @@ class ConnectionActor:
         if passage is None:
             raise NotFound(f"no passage {passage_id!r}")
         return passage
+
+
+def _is_text(event: ServerEvent) -> bool:
+    return not isinstance(event, ReplyAudio)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 from readerai.errors import SlowConsumer
 from readerai.protocol import ReplyAudio, ResponseDelta, ResponseQueued, ServerEvent
@@ -63,6 +64,14 @@ class OutboundQueue:
             self._ready.clear()
             await self._ready.wait()
         return self._items.popleft()
+
+    def take_while(self, wanted: Callable[[ServerEvent], bool], limit: int) -> list[ServerEvent]:
+        """Up to `limit` queued events from the front, while `wanted` holds; no waiting."""
+        taken: list[ServerEvent] = []
+        items = self._items
+        while items and len(taken) < limit and wanted(items[0]):
+            taken.append(items.popleft())
+        return taken
 
     def _drop_oldest_ephemeral(self) -> bool:
         for index, event in enumerate(self._items):
