@@ -244,17 +244,18 @@ def cite(answer: str, context: list[tuple[int, str]]) -> list[int]:
         return []
     view = _cite_view(tuple(context))
     weight = view.weight
-    # A sentence sharing no word with the answer never gains anything: left out.
-    sentences = {i: words for i, words in view.sentences.items() if not words.isdisjoint(said)}
+    # What each sentence shares with the answer; one sharing nothing never gains.
+    hits = {i: words & said for i, words in view.sentences.items() if not words.isdisjoint(said)}
     cited: list[int] = []
     covered: set[str] = set()
-    while sentences:
-        gains = {index: (words & said) - covered for index, words in sentences.items()}
+    while hits:
+        gains = {index: gain for index, shared in hits.items() if (gain := shared - covered)}
+        if not gains:
+            break  # no sentence covers anything more (`covered` only grows)
         best = max(gains, key=lambda i: (sum(weight[w] for w in gains[i]), -i))
-        new, words = gains[best], sentences.pop(best)
-        if not new:
-            break  # no sentence covers anything more
-        share = sum(weight[w] for w in new) / sum(weight[w] for w in words)
+        new, words = gains[best], view.sentences[best]
+        del hits[best]
+        share = sum(weight[w] for w in new) / view.weights[best]
         if len(new) < min(2, len(words)) or share < CITE_MIN_SHARE:
             continue
         cited.append(best)
@@ -270,6 +271,8 @@ class _CiteView:
     sentences: dict[int, frozenset[str]]
     #: Each word's IDF over those sentences.
     weight: dict[str, float]
+    #: Each sentence's words' IDF, summed.
+    weights: dict[int, float]
 
 
 @functools.lru_cache(maxsize=GROUNDING_INDEX_CACHE)
@@ -282,4 +285,5 @@ def _cite_view(context: tuple[tuple[int, str], ...]) -> _CiteView:
         word: math.log(1 + (total - count + 0.5) / (count + 0.5))
         for word, count in containing.items()
     }
-    return _CiteView(sentences=sentences, weight=weight)
+    weights = {index: sum(weight[w] for w in words) for index, words in sentences.items()}
+    return _CiteView(sentences=sentences, weight=weight, weights=weights)
