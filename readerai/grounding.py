@@ -255,7 +255,7 @@ def cite(answer: str, context: list[tuple[int, str]]) -> list[int]:
         best = max(gains, key=lambda i: (sum(weight[w] for w in gains[i]), -i))
         new, words = gains[best], view.sentences[best]
         del hits[best]
-        share = sum(weight[w] for w in new) / view.weights[best]
+        share = sum(weight[w] for w in new) / view.totals[best]
         if len(new) < min(2, len(words)) or share < CITE_MIN_SHARE:
             continue
         cited.append(best)
@@ -272,7 +272,7 @@ class _CiteView:
     #: Each word's IDF over those sentences.
     weight: dict[str, float]
     #: Each sentence's words' IDF, summed.
-    weights: dict[int, float]
+    totals: dict[int, float]
 
 
 @functools.lru_cache(maxsize=GROUNDING_INDEX_CACHE)
@@ -285,5 +285,5 @@ def _cite_view(context: tuple[tuple[int, str], ...]) -> _CiteView:
         word: math.log(1 + (total - count + 0.5) / (count + 0.5))
         for word, count in containing.items()
     }
-    weights = {index: sum(weight[w] for w in words) for index, words in sentences.items()}
-    return _CiteView(sentences=sentences, weight=weight, weights=weights)
+    totals = {index: sum(weight[w] for w in words) for index, words in sentences.items()}
+    return _CiteView(sentences=sentences, weight=weight, totals=totals)

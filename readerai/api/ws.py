@@ -56,12 +56,6 @@ class StarletteTransport:
         data: bytes = message.get("bytes") or b""
         return data
 
-    async def send_text(self, text: str) -> None:
-        try:
-            await self._ws.send_text(text)
-        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
-            raise ClientGone(str(exc)) from exc
-
     async def send_texts(self, texts: list[str]) -> None:
         """Several text frames; in one write where the server can (`SEND_TEXTS`)."""
         try:

@@ -99,8 +99,6 @@ class Transport(Protocol):
     async def receive(self) -> str | bytes | None:
         """The next frame, or None once the client has gone."""
 
-    async def send_text(self, text: str) -> None: ...
-
     async def send_texts(self, texts: list[str]) -> None:
         """Several text frames, in order (in one write where the server allows)."""
 

@@ -61,7 +61,7 @@ def counting(
 
 
 async def send_on_request(websocket: WebSocket) -> None:
-    """Waits for "go", sends `TEXTS` with one `send_texts`, then echoes the extension."""
+    """Waits for "go", sends `TEXTS` with one `send_texts`, then waits for "done"."""
     await websocket.accept()
     await websocket.receive_text()
     await StarletteTransport(websocket).send_texts(TEXTS)
@@ -83,8 +83,8 @@ async def serving(ws_protocol: Callable[..., Any]) -> AsyncIterator[int]:
         listening.close()
 
 
-async def frames_per_read(port: int) -> list[list[str]]:
-    """Connects, says "go", and returns the text frames that came in each read."""
+async def received_texts(port: int) -> list[str]:
+    """Connects, says "go", and returns the text frames the server sent back."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     client = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/"))
     client.send_request(client.connect())
@@ -93,15 +93,15 @@ async def frames_per_read(port: int) -> list[list[str]]:
         client.receive_data(await reader.read(65536))
     client.send_text(b"go")
     writer.write(b"".join(client.data_to_send()))
-    reads: list[list[str]] = []
-    while sum(len(r) for r in reads) < len(TEXTS):
+    texts: list[str] = []
+    while len(texts) < len(TEXTS):
         client.receive_data(await asyncio.wait_for(reader.read(65536), 10))
         frames = [e for e in client.events_received() if isinstance(e, Frame)]
-        reads.append([f.data.decode() for f in frames if f.opcode is Opcode.TEXT])
+        texts += [f.data.decode() for f in frames if f.opcode is Opcode.TEXT]
     client.send_text(b"done")
     writer.write(b"".join(client.data_to_send()))
     writer.close()
-    return [r for r in reads if r]
+    return texts
 
 
 def frames_in(write: bytes) -> int:
@@ -120,14 +120,14 @@ def frames_in(write: bytes) -> int:
 async def test_readerai_protocol_writes_the_texts_together() -> None:
     writes: list[bytes] = []
     async with serving(counting(BoundedWebSocketProtocol, writes, send_buffer=0)) as port:
-        reads = await frames_per_read(port)
-    assert [text for read in reads for text in read] == TEXTS
+        texts = await received_texts(port)
+    assert texts == TEXTS
     assert frames_in(writes[0]) == len(TEXTS), "the three frames left in one write"
 
 
 async def test_other_servers_get_the_texts_one_by_one_in_order() -> None:
     writes: list[bytes] = []
     async with serving(counting(WebSocketsSansIOProtocol, writes)) as port:
-        reads = await frames_per_read(port)
-    assert [text for read in reads for text in read] == TEXTS
+        texts = await received_texts(port)
+    assert texts == TEXTS
     assert [frames_in(w) for w in writes[: len(TEXTS)]] == [1] * len(TEXTS)
