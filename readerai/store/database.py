@@ -14,7 +14,10 @@ Invariants:
   up) is `StoreUnavailable` too, and every pooled SQLite connection is dropped, so
   the next unit of work opens the file afresh: a disk that an operator remounts or
   replaces serves again without a restart. Until a write succeeds again `ping`
-  answers False (reads alone would still succeed), so the node reports not ready.
+  answers False (reads alone would still succeed), so the node reports not ready;
+- a SQLite file is checkpointed by its own connection and thread while connected
+  (`readerai.store.wal_checkpoints`): a commit never waits for the disk's flush of
+  a checkpoint.
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from readerai.errors import StoreUnavailable
-from readerai.store.migrate import connect_args, ensure_sqlite_directory
+from readerai.store.migrate import connect_args, ensure_sqlite_directory, sqlite_file
 from readerai.store.sqlite_driver import primary_code
+from readerai.store.wal_checkpoints import WAL_SIZE_LIMIT, WalCheckpointer
 
 T = TypeVar("T")
 
@@ -67,6 +71,10 @@ class Database:
         #: Set when a SQLite write failed for want of a writable disk; cleared by a
         #: `ping` whose write succeeds.
         self._disk_failing = False
+        path = sqlite_file(url)
+        self._checkpoints = (
+            None if path is None else WalCheckpointer(path, busy_timeout=connect_timeout)
+        )
 
     @property
     def dialect(self) -> Dialect:
@@ -89,15 +97,22 @@ class Database:
                     self._engine = await anyio.to_thread.run_sync(self._create_engine)
                     self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
                 await anyio.to_thread.run_sync(ensure_sqlite_directory, self.url)
+                if self._checkpoints is not None:
+                    # Before the first connection: it is made without checkpoints of its own.
+                    self._checkpoints.start()
                 async with self._engine.connect() as connection:
                     await connection.execute(text("SELECT 1"))
         except Exception as exc:
             # Whatever stops the first connection (refused, timeout, bad credentials,
             # unwritable path) means the same to the caller: no database.
+            await self.dispose()
             raise self.unavailable(exc) from exc
 
     async def dispose(self) -> None:
-        """Close every pooled connection (a later unit of work reconnects)."""
+        """Close every pooled connection and stop checkpointing (a later unit of work
+        reconnects; its connections checkpoint for themselves)."""
+        if self._checkpoints is not None:
+            await self._checkpoints.stop()
         if self._engine is not None:
             await self._engine.dispose()
 
@@ -267,6 +282,10 @@ class Database:
         # process; only an OS crash or power loss can lose the last commits.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if self._checkpoints is not None and self._checkpoints.running:
+            # The checkpointer's thread copies the WAL back; a commit here only appends.
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+            cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         cursor.close()
 
 
