@@ -28,9 +28,11 @@ changes nothing else.
     system call instead of one each;
   - a client writing as fast as it can fills each read (about 256 KiB, 10,000 small
     frames, a hundred milliseconds to parse): reads are parsed `PARSE_SLICE_BYTES` at
-    a time, other connections running in between, and a client still sending
-    `MAX_BYTES_AFTER_CLOSE` after the server's close frame (a flood closed with
-    1008) is reset rather than parsed on.
+    a time, other connections running in between, and no faster than the application
+    takes the messages (a flood's frames past its close are never parsed); a client
+    with more than `MAX_BYTES_AFTER_CLOSE` received or waiting to be parsed once the
+    server's close frame is out (a flood closed with 1008) is reset rather than
+    parsed on.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import termios
 from collections.abc import Mapping
 from typing import Any, cast
 
-from uvicorn._types import ASGISendEvent
+from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -65,8 +67,9 @@ CLOSE_LINGER_SECONDS = 5.0
 #: time and raised other sessions' acknowledgement p99 from 7 to 20 ms; test_floods).
 PARSE_SLICE_BYTES = 2 * 1024
 #: Bytes a client may still send once the server has sent its close frame: frames in
-#: flight and the close reply, with room to spare.
-MAX_BYTES_AFTER_CLOSE = 64 * 1024
+#: flight (a few audio chunks) and the close reply. Parsed to find the close reply,
+#: so each KiB a flooder gets costs the node some 0.2 ms.
+MAX_BYTES_AFTER_CLOSE = 16 * 1024
 
 #: Bytes the kernel may still hold for a peer whose keepalive timed out before it
 #: counts as not reading (`_peer_behind`).
@@ -165,6 +168,7 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
         self._abort_timer: asyncio.TimerHandle | None = None
         #: Received but not parsed yet (reading is paused meanwhile).
         self._backlog = bytearray()
+        self._parse_scheduled = False
         self._bytes_after_close = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -179,13 +183,11 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.set_write_buffer_limits(high=self.send_buffer)
 
     def data_received(self, data: bytes) -> None:
-        if self._backlog:  # keep the order: parse after what is waiting
-            self._backlog += data
-            return
-        if len(data) > PARSE_SLICE_BYTES:
+        if self._backlog or len(data) > PARSE_SLICE_BYTES:
+            # Keep the order (parse after what is waiting); read no more meanwhile.
             self._backlog += data
             self.transport.pause_reading()
-            self._parse_backlog()
+            self._parse_soon()
         else:
             self._parse(data)
 
@@ -198,18 +200,41 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
                 return
         super().data_received(data)
 
+    def _parse_soon(self) -> None:
+        if not self._parse_scheduled:
+            self._parse_scheduled = True
+            self.loop.call_soon(self._parse_backlog)
+
     def _parse_backlog(self) -> None:
-        """Parse the next slice of the backlog; the rest on a later turn of the loop."""
+        """Parse the next slice of the backlog once the application has taken every
+        message parsed before (`receive` calls again); the rest on a later turn."""
+        self._parse_scheduled = False
         if self.disconnected or self.transport.is_closing():
             self._backlog.clear()
             return
+        if self.close_sent and self._bytes_after_close + len(self._backlog) > MAX_BYTES_AFTER_CLOSE:
+            # What it still has queued is over the budget already: reset it now
+            # rather than parse the budget's worth first.
+            self._backlog.clear()
+            self.reset()
+            return
+        if not self.close_sent and not self.queue.empty():
+            return  # a client is parsed no faster than its messages are handled
         data = bytes(self._backlog[:PARSE_SLICE_BYTES])
         del self._backlog[:PARSE_SLICE_BYTES]  # cheap: a bytearray keeps a start offset
         self._parse(data)
         if self._backlog:
-            self.loop.call_soon(self._parse_backlog)
+            self._parse_soon()
         elif not self.read_paused and not self.transport.is_closing():
             self.transport.resume_reading()  # uvicorn has not paused it for its own queue
+
+    async def receive(self) -> ASGIReceiveEvent:
+        message = await super().receive()
+        if self._backlog:
+            # uvicorn resumes reading once its queue is empty; the backlog comes first.
+            self.transport.pause_reading()
+            self._parse_soon()
+        return message
 
     async def run_asgi(self) -> None:
         self.scope["extensions"][SEND_TEXTS] = {}
@@ -225,6 +250,8 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
         texts = cast(Mapping[str, Any], message).get(SEND_TEXTS)
         if texts is None or message["type"] != "websocket.send":
             await super().send(message)
+            if message["type"] == "websocket.close" and self._backlog:
+                self._parse_soon()  # for the peer's close reply (or over budget: reset)
             return
         await self.writable.wait()
         if self.disconnected:

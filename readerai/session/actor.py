@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -174,6 +175,9 @@ class ConnectionActor:
         self._last_rx = 0.0
         self._ending = False
         self._strikes = 0
+        #: Messages refused, by error code: each code is logged once per connection
+        #: at info (a flood would otherwise write a line per frame), the count at close.
+        self._refused: Counter[str] = Counter()
         self._close: tuple[int, str] | None = None
         self._log = log.bind(session_id=session_id)
         #: Read-aloud mode: the reading followed, if any; its tasks are ended with ours.
@@ -291,7 +295,9 @@ class ConnectionActor:
         """Close the connection with `code` (the first reason given wins)."""
         if self._close is None:
             self._close = (code, reason)
-            self._log.info("connection.closing", code=code, reason=reason)
+            self._log.info(
+                "connection.closing", code=code, reason=reason, refused=sum(self._refused.values())
+            )
         self._stop_reader()
 
     async def _close_transport(self) -> None:
@@ -416,7 +422,11 @@ class ConnectionActor:
     def _refuse(self, exc: ReaderAIError) -> None:
         # The client's mistake is routine; anything else is ours to look at.
         client_fault = isinstance(exc, ProtocolError | RateLimited)
-        (self._log.info if client_fault else self._log.warning)("client.refused", code=exc.code)
+        self._refused[exc.code] += 1
+        if self._refused[exc.code] == 1:
+            (self._log.info if client_fault else self._log.warning)("client.refused", code=exc.code)
+        else:
+            self._log.debug("client.refused", code=exc.code)
         self._services.metrics.errors.labels(code=exc.code).inc()
         self.deliver(Error(code=exc.code, message=exc.message))
 

@@ -1,0 +1,113 @@
+"""A client's frames are parsed no faster than the application takes them, through a
+real uvicorn server: a flood closed by the application costs no parsing past the
+close (it cost the parsing of up to 64 KiB, a few thousand frames, before).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+from readerai.api.bounded_protocols import (
+    MAX_BYTES_AFTER_CLOSE,
+    PARSE_SLICE_BYTES,
+    BoundedWebSocketProtocol,
+)
+
+#: Messages the application reads before it closes the connection (1008).
+READ_BEFORE_CLOSE = 50
+FLOOD_FRAMES = 3000
+
+
+@asynccontextmanager
+async def serving(parsed: list[tuple[bool, int]]) -> AsyncIterator[int]:
+    """A server whose protocol records each parse of frames: (close sent already,
+    bytes); not the handshake's request, which uvicorn hands over to it first."""
+
+    class Recording(BoundedWebSocketProtocol):
+        def _parse(self, data: bytes) -> None:
+            if self.handshake_complete:
+                parsed.append((self.close_sent, len(data)))
+            super()._parse(data)
+
+    async def read_then_close(websocket: WebSocket) -> None:
+        await websocket.accept()
+        for _ in range(READ_BEFORE_CLOSE):
+            await websocket.receive_text()
+        await websocket.close(1008)
+
+    app = Starlette(routes=[WebSocketRoute("/", read_then_close)])
+    listening = socket.create_server(("127.0.0.1", 0))
+    protocol = functools.partial(Recording, send_buffer=0)
+    server = uvicorn.Server(uvicorn.Config(app, ws=protocol, log_level="error"))
+    task = asyncio.create_task(server.serve(sockets=[listening]))
+    try:
+        yield listening.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task
+        listening.close()
+
+
+async def flood(port: int, frames: int) -> tuple[int | None, int]:
+    """Connect, write `frames` text frames at once, read until the server closes
+    (answering its close frame); the close code received (None: the connection was
+    reset or just ended) and the bytes of a frame."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    client = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/"))
+    client.send_request(client.connect())
+    writer.write(b"".join(client.data_to_send()))
+    while not any(isinstance(e, Response) for e in client.events_received()):
+        client.receive_data(await reader.read(65536))
+    for i in range(frames):
+        client.send_text(f'{{"type": "PING", "payload": {{"id": "{i:05}"}}}}'.encode())
+    sent = b"".join(client.data_to_send())
+    writer.write(sent)
+    code: int | None = None
+    try:
+        while data := await asyncio.wait_for(reader.read(65536), 10):
+            client.receive_data(data)
+            for event in client.events_received():
+                if isinstance(event, Frame) and event.opcode is Opcode.CLOSE:
+                    code = int.from_bytes(event.data[:2], "big")
+            writer.write(b"".join(client.data_to_send()))  # the close reply
+    except ConnectionResetError:
+        pass
+    writer.close()
+    return code, len(sent) // frames
+
+
+async def test_a_flood_is_parsed_only_as_far_as_the_application_reads() -> None:
+    parsed: list[tuple[bool, int]] = []
+    async with serving(parsed) as port:
+        code, frame_bytes = await flood(port, FLOOD_FRAMES)
+    assert code == 1008
+    before = sum(n for closed, n in parsed if not closed)
+    after = sum(n for closed, n in parsed if closed)
+    # What the application read, and at most the slice in which its close fell
+    # (parsed eagerly, the whole first read of some 64 KiB went before the close).
+    assert before <= READ_BEFORE_CLOSE * frame_bytes + PARSE_SLICE_BYTES, parsed
+    # Past the close, at most the budget for frames in flight (then a reset).
+    assert after <= MAX_BYTES_AFTER_CLOSE == 16 * 1024, parsed
+
+
+async def test_a_client_sending_little_gets_its_frames_and_a_clean_close() -> None:
+    parsed: list[tuple[bool, int]] = []
+    async with serving(parsed) as port:
+        code, frame_bytes = await flood(port, READ_BEFORE_CLOSE)
+    assert code == 1008
+    # Every frame, and after the close the client's close reply (a few bytes).
+    assert sum(n for closed, n in parsed if not closed) == READ_BEFORE_CLOSE * frame_bytes
+    assert 0 < sum(n for closed, n in parsed if closed) < 16
