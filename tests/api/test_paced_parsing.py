@@ -1,30 +1,24 @@
 """A client's frames are parsed no faster than the application takes them, through a
-real uvicorn server: a flood closed by the application costs no parsing past the
-close (it cost the parsing of up to 64 KiB, a few thousand frames, before).
+real uvicorn server: a flood the application closes costs the parsing of what it
+read and at most 16 KiB past the close (it was up to 64 KiB, some 1,300 frames).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import uvicorn
-from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
-from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
-from websockets.uri import parse_uri
 
 from readerai.api.bounded_protocols import (
     MAX_BYTES_AFTER_CLOSE,
     PARSE_SLICE_BYTES,
     BoundedWebSocketProtocol,
 )
+from tests.api.uvicorn_app import handshake, serving
 
 #: Messages the application reads before it closes the connection (1008).
 READ_BEFORE_CLOSE = 50
@@ -32,7 +26,7 @@ FLOOD_FRAMES = 3000
 
 
 @asynccontextmanager
-async def serving(parsed: list[tuple[bool, int]]) -> AsyncIterator[int]:
+async def recording_server(parsed: list[tuple[bool, int]]) -> AsyncIterator[int]:
     """A server whose protocol records each parse of frames: (close sent already,
     bytes); not the handshake's request, which uvicorn hands over to it first."""
 
@@ -48,29 +42,15 @@ async def serving(parsed: list[tuple[bool, int]]) -> AsyncIterator[int]:
             await websocket.receive_text()
         await websocket.close(1008)
 
-    app = Starlette(routes=[WebSocketRoute("/", read_then_close)])
-    listening = socket.create_server(("127.0.0.1", 0))
-    protocol = functools.partial(Recording, send_buffer=0)
-    server = uvicorn.Server(uvicorn.Config(app, ws=protocol, log_level="error"))
-    task = asyncio.create_task(server.serve(sockets=[listening]))
-    try:
-        yield listening.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
-        listening.close()
+    async with serving(read_then_close, functools.partial(Recording, send_buffer=0)) as port:
+        yield port
 
 
 async def flood(port: int, frames: int) -> tuple[int | None, int]:
     """Connect, write `frames` text frames at once, read until the server closes
     (answering its close frame); the close code received (None: the connection was
     reset or just ended) and the bytes of a frame."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    client = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/"))
-    client.send_request(client.connect())
-    writer.write(b"".join(client.data_to_send()))
-    while not any(isinstance(e, Response) for e in client.events_received()):
-        client.receive_data(await reader.read(65536))
+    reader, writer, client = await handshake(port)
     for i in range(frames):
         client.send_text(f'{{"type": "PING", "payload": {{"id": "{i:05}"}}}}'.encode())
     sent = b"".join(client.data_to_send())
@@ -91,7 +71,7 @@ async def flood(port: int, frames: int) -> tuple[int | None, int]:
 
 async def test_a_flood_is_parsed_only_as_far_as_the_application_reads() -> None:
     parsed: list[tuple[bool, int]] = []
-    async with serving(parsed) as port:
+    async with recording_server(parsed) as port:
         code, frame_bytes = await flood(port, FLOOD_FRAMES)
     assert code == 1008
     before = sum(n for closed, n in parsed if not closed)
@@ -105,7 +85,7 @@ async def test_a_flood_is_parsed_only_as_far_as_the_application_reads() -> None:
 
 async def test_a_client_sending_little_gets_its_frames_and_a_clean_close() -> None:
     parsed: list[tuple[bool, int]] = []
-    async with serving(parsed) as port:
+    async with recording_server(parsed) as port:
         code, frame_bytes = await flood(port, READ_BEFORE_CLOSE)
     assert code == 1008
     # Every frame, and after the close the client's close reply (a few bytes).

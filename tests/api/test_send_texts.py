@@ -10,23 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
-import uvicorn
-from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
-from websockets.uri import parse_uri
 
 from readerai.api.bounded_protocols import BoundedWebSocketProtocol
 from readerai.api.ws import StarletteTransport
+from tests.api.uvicorn_app import handshake, serving
 
 TEXTS = ["first", "second " * 50, "third"]
 
@@ -69,28 +62,9 @@ async def send_on_request(websocket: WebSocket) -> None:
     await websocket.close()
 
 
-@asynccontextmanager
-async def serving(ws_protocol: Callable[..., Any]) -> AsyncIterator[int]:
-    app = Starlette(routes=[WebSocketRoute("/", send_on_request)])
-    listening = socket.create_server(("127.0.0.1", 0))  # connections wait in its backlog
-    server = uvicorn.Server(uvicorn.Config(app, ws=ws_protocol, log_level="error"))
-    task = asyncio.create_task(server.serve(sockets=[listening]))
-    try:
-        yield listening.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
-        listening.close()
-
-
 async def received_texts(port: int) -> list[str]:
     """Connects, says "go", and returns the text frames the server sent back."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    client = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/"))
-    client.send_request(client.connect())
-    writer.write(b"".join(client.data_to_send()))
-    while not any(isinstance(e, Response) for e in client.events_received()):
-        client.receive_data(await reader.read(65536))
+    reader, writer, client = await handshake(port)
     client.send_text(b"go")
     writer.write(b"".join(client.data_to_send()))
     texts: list[str] = []
@@ -119,7 +93,8 @@ def frames_in(write: bytes) -> int:
 
 async def test_readerai_protocol_writes_the_texts_together() -> None:
     writes: list[bytes] = []
-    async with serving(counting(BoundedWebSocketProtocol, writes, send_buffer=0)) as port:
+    protocol = counting(BoundedWebSocketProtocol, writes, send_buffer=0)
+    async with serving(send_on_request, protocol) as port:
         texts = await received_texts(port)
     assert texts == TEXTS
     assert frames_in(writes[0]) == len(TEXTS), "the three frames left in one write"
@@ -127,7 +102,7 @@ async def test_readerai_protocol_writes_the_texts_together() -> None:
 
 async def test_other_servers_get_the_texts_one_by_one_in_order() -> None:
     writes: list[bytes] = []
-    async with serving(counting(WebSocketsSansIOProtocol, writes)) as port:
+    async with serving(send_on_request, counting(WebSocketsSansIOProtocol, writes)) as port:
         texts = await received_texts(port)
     assert texts == TEXTS
     assert [frames_in(w) for w in writes[: len(TEXTS)]] == [1] * len(TEXTS)
