@@ -29,10 +29,10 @@ changes nothing else.
   - a client writing as fast as it can fills each read (about 256 KiB, 10,000 small
     frames, a hundred milliseconds to parse): reads are parsed `PARSE_SLICE_BYTES` at
     a time, other connections running in between, and no faster than the application
-    takes the messages (a flood's frames past its close are never parsed); a client
-    with more than `MAX_BYTES_AFTER_CLOSE` received or waiting to be parsed once the
-    server's close frame is out (a flood closed with 1008) is reset rather than
-    parsed on.
+    takes the messages. Once the server's close frame is out (a flood closed with
+    1008), what the client has queued is parsed only to find its close reply, and a
+    client with more than `MAX_BYTES_AFTER_CLOSE` received or waiting is reset
+    rather than parsed on.
 """
 
 from __future__ import annotations
@@ -241,6 +241,8 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
         try:
             await super().run_asgi()
         finally:
+            if self._backlog:
+                self._parse_soon()  # the application is gone: look for the close reply
             if self.writable.is_set() or self.disconnected:
                 self._abort_later()
             else:  # the peer has stopped reading: the app gave it up already (4008)
