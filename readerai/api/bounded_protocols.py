@@ -192,13 +192,20 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
             self._parse(data)
 
     def _parse(self, data: bytes) -> None:
+        if self._past_close_budget(len(data)):
+            return
         if self.close_sent:
             self._bytes_after_close += len(data)
-            if self._bytes_after_close > MAX_BYTES_AFTER_CLOSE:
-                self._backlog.clear()
-                self.reset()
-                return
         super().data_received(data)
+
+    def _past_close_budget(self, more: int) -> bool:
+        """Whether, once the close frame is out, `more` bytes take the client past
+        `MAX_BYTES_AFTER_CLOSE`; if so it is reset, its backlog dropped unparsed."""
+        if not self.close_sent or self._bytes_after_close + more <= MAX_BYTES_AFTER_CLOSE:
+            return False
+        self._backlog.clear()
+        self.reset()
+        return True
 
     def _parse_soon(self) -> None:
         if not self._parse_scheduled:
@@ -212,12 +219,8 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.disconnected or self.transport.is_closing():
             self._backlog.clear()
             return
-        if self.close_sent and self._bytes_after_close + len(self._backlog) > MAX_BYTES_AFTER_CLOSE:
-            # What it still has queued is over the budget already: reset it now
-            # rather than parse the budget's worth first.
-            self._backlog.clear()
-            self.reset()
-            return
+        if self._past_close_budget(len(self._backlog)):
+            return  # reset now rather than parse the budget's worth first
         if not self.close_sent and not self.queue.empty():
             return  # a client is parsed no faster than its messages are handled
         data = bytes(self._backlog[:PARSE_SLICE_BYTES])

@@ -296,7 +296,7 @@ class ConnectionActor:
         if self._close is None:
             self._close = (code, reason)
             self._log.info(
-                "connection.closing", code=code, reason=reason, refused=sum(self._refused.values())
+                "connection.closing", code=code, reason=reason, refused=self._refused.total()
             )
         self._stop_reader()
 
