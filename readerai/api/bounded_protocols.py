@@ -31,8 +31,9 @@ changes nothing else.
     a time, other connections running in between, and no faster than the application
     takes the messages. Once the server's close frame is out (a flood closed with
     1008), what the client has queued is parsed only to find its close reply, and a
-    client with more than `MAX_BYTES_AFTER_CLOSE` received or waiting is reset
-    rather than parsed on.
+    client with more than `MAX_BYTES_AFTER_CLOSE` received or waiting is read no
+    more and reset `CLOSE_LINGER_SECONDS` later (by then its close frame has reached
+    it; a reset at once would make its next write fail with the frame unread).
 """
 
 from __future__ import annotations
@@ -170,6 +171,8 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
         self._backlog = bytearray()
         self._parse_scheduled = False
         self._bytes_after_close = 0
+        #: Past `MAX_BYTES_AFTER_CLOSE`: read no more, parse nothing, wait for the reset.
+        self._deaf = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -183,6 +186,9 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.set_write_buffer_limits(high=self.send_buffer)
 
     def data_received(self, data: bytes) -> None:
+        if self._deaf:
+            self.transport.pause_reading()  # uvicorn may have resumed it
+            return
         if self._backlog or len(data) > PARSE_SLICE_BYTES:
             # Keep the order (parse after what is waiting); read no more meanwhile.
             self._backlog += data
@@ -200,11 +206,22 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def _past_close_budget(self, more: int) -> bool:
         """Whether, once the close frame is out, `more` bytes take the client past
-        `MAX_BYTES_AFTER_CLOSE`; if so it is reset, its backlog dropped unparsed."""
+        `MAX_BYTES_AFTER_CLOSE`; if so its backlog is dropped unparsed, it is read no
+        more, and it is reset `CLOSE_LINGER_SECONDS` later. Not at once: a client
+        still writing would have its next write fail on the reset, and the close
+        frame waiting unread for it (why it was closed) would be lost."""
+        if self._deaf:
+            return True
         if not self.close_sent or self._bytes_after_close + more <= MAX_BYTES_AFTER_CLOSE:
             return False
+        self._deaf = True
         self._backlog.clear()
-        self.reset()
+        self.transport.pause_reading()
+        if self.transport.can_write_eof():
+            # After the close frame, our end of the stream: the client need not wait
+            # for the TCP close it would otherwise wait for after its close reply.
+            self.transport.write_eof()
+        self._abort_later()
         return True
 
     def _parse_soon(self) -> None:

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.websockets import WebSocket
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
 from readerai.api.bounded_protocols import (
+    CLOSE_LINGER_SECONDS,
     MAX_BYTES_AFTER_CLOSE,
     PARSE_SLICE_BYTES,
     BoundedWebSocketProtocol,
@@ -32,9 +36,10 @@ async def recording_server(parsed: list[tuple[bool, int]]) -> AsyncIterator[int]
 
     class Recording(BoundedWebSocketProtocol):
         def _parse(self, data: bytes) -> None:
-            if self.handshake_complete:
-                parsed.append((self.close_sent, len(data)))
+            close_sent = self.close_sent
             super()._parse(data)
+            if self.handshake_complete and not self._deaf:  # not refused
+                parsed.append((close_sent, len(data)))
 
     async def read_then_close(websocket: WebSocket) -> None:
         await websocket.accept()
@@ -91,3 +96,37 @@ async def test_a_client_sending_little_gets_its_frames_and_a_clean_close() -> No
     # Every frame, and after the close the client's close reply (a few bytes).
     assert sum(n for closed, n in parsed if not closed) == READ_BEFORE_CLOSE * frame_bytes
     assert 0 < sum(n for closed, n in parsed if closed) < 16
+
+
+def send_until_closed(port: int) -> tuple[ConnectionClosed, float]:
+    """In a thread with its own event loop (the server's loop must not wait on it):
+    send PINGs, a frame per `send` as a buggy app would, until the connection is
+    closed; what the client learnt of the close, and after how many seconds."""
+
+    async def run() -> tuple[ConnectionClosed, float]:
+        started = time.monotonic()
+        async with connect(f"ws://127.0.0.1:{port}/", close_timeout=2 * CLOSE_LINGER_SECONDS) as ws:
+            try:
+                for i in range(FLOOD_FRAMES):
+                    await ws.send(f'{{"type": "PING", "payload": {{"id": "{i:05}"}}}}')
+                await ws.recv()
+            except ConnectionClosed as closed:
+                return closed, time.monotonic() - started
+        raise AssertionError("the server never closed the connection")
+
+    return asyncio.run(run())
+
+
+async def test_a_client_still_sending_after_the_close_gets_its_close_code() -> None:
+    """A client that goes on sending past the close budget still learns why it was
+    closed: it is read no more, and its close frame is followed by the end of the
+    stream rather than a reset (which would make its next write fail, losing the
+    close frame waiting unread: how CI saw `closed with None`)."""
+    parsed: list[tuple[bool, int]] = []
+    async with recording_server(parsed) as port:
+        closed, seconds = await asyncio.to_thread(send_until_closed, port)
+    assert closed.rcvd is not None, f"reset before the close frame was read: {closed!r}"
+    assert closed.rcvd.code == 1008
+    assert sum(n for closed, n in parsed if closed) <= MAX_BYTES_AFTER_CLOSE, parsed
+    # Told by the end of the stream, not left waiting for the linger timer's reset.
+    assert seconds < CLOSE_LINGER_SECONDS, seconds
