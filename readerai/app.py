@@ -21,7 +21,6 @@ from readerai.api import auth, classes, health, jobs, passages, readings, sessio
 from readerai.api.problems import RequestIdMiddleware, install_error_handlers
 from readerai.api.ws import SocketFastPath
 from readerai.auth.demo import seed_demo
-from readerai.collector import tune_for_serving
 from readerai.errors import ServiceStartupError
 from readerai.logs import configure_logging
 from readerai.metrics import METRICS_DIR_ENV
@@ -58,7 +57,7 @@ def create_app(
                     services.store, _public_url(settings), settings.login_code_ttl_seconds
                 )
                 log.info("demo.sign_in", teacher=links.teacher, student=links.student)
-            tune_for_serving()  # what lives as long as the process, out of gc's sight
+            services.tune_collector()  # what lives long, out of the cycle collector's sight
             services.ready = True
             log.info("startup.ready", engine=services.engine.name, database=_db_kind(settings))
             yield

@@ -21,6 +21,7 @@ from readerai.auth.access import Access
 from readerai.auth.tokens import TokenService
 from readerai.bus.base import Bus
 from readerai.bus.factory import build_bus
+from readerai.collector import keep_freezing, tune_for_serving
 from readerai.engines.base import Engine
 from readerai.engines.cluster import ClusterLimit
 from readerai.engines.factory import build_engine
@@ -88,6 +89,7 @@ class NodeServices:
     ready: bool = False
     _loop_watch: asyncio.Task[None] | None = None
     _sampling: asyncio.Task[None] | None = None
+    _freezing: asyncio.Task[None] | None = None
     _tokens: TokenService | None = None
 
     @property
@@ -239,11 +241,22 @@ class NodeServices:
             )
         self.jobs.start()
 
+    def tune_collector(self) -> None:
+        """Once the node is ready: freeze what lives as long as the process, space the
+        collector's passes, and keep freezing what survives (`readerai.collector`)."""
+        tune_for_serving()
+        every = self.settings.gc_freeze_seconds
+        if every and self._freezing is None:
+            self._freezing = self.supervisor.start(
+                keep_freezing(every, self.settings.gc_full_collection_seconds),
+                name="gc.freeze",
+            )
+
     async def close(self) -> None:
         """Drain turns, write pending progress, then close services in reverse order."""
         self.ready = False
         await self.jobs.close()  # its job in flight is resumed by a node later
-        for endless in (self._loop_watch, self._sampling):
+        for endless in (self._loop_watch, self._sampling, self._freezing):
             if endless is not None:
                 endless.cancel()  # endless by design: it must not hold the drain up
         self.hub.stop_following()

@@ -48,6 +48,20 @@ class Settings(BaseSettings):
         description="On SIGTERM, how long replies in flight may run on before they are "
         "stopped and stored as they are.",
     )
+    gc_freeze_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How often what the cycle collector's young passes left alive (live "
+        "sessions, mostly) is moved out of its sight with `gc.freeze()`, so its older "
+        "passes stay short; 0: never (`readerai/collector.py`).",
+    )
+    gc_full_collection_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="How often everything frozen is handed back for one full collector pass "
+        "(logged as `gc.full_collection` with what it freed; about 1 s with 10,000 sessions, "
+        "during which the node answers nobody); 0: never.",
+    )
 
     # --- store ---
     database_url: str = Field(

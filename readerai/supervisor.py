@@ -11,6 +11,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -56,6 +57,12 @@ class TaskSupervisor:
         self._tasks.discard(task)
         self._shielded.discard(task)
         if task.cancelled():
+            # A cancelled task keeps the CancelledError it ended with, whose traceback
+            # holds its frames and all they hold, often the object that holds the task
+            # (a turn, a follower): a cycle only the collector's full pass frees, rare
+            # by design (`readerai.collector`). Asking for it hands it over.
+            with contextlib.suppress(asyncio.CancelledError):
+                task.exception()
             return
         exc = task.exception()
         if exc is not None:

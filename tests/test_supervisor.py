@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import pytest
 import structlog
@@ -59,3 +61,30 @@ async def test_drain_waits_then_cancels_but_never_cancels_shielded_work() -> Non
     await supervisor.drain(0.05)
     assert sorted(finished) == ["endless cancelled", "quick", "stored"]
     assert len(supervisor) == 0
+
+
+class Holder:
+    """Holds its own task, as a turn or a follower does."""
+
+    task: asyncio.Task[None] | None = None
+
+
+async def test_a_cancelled_task_is_freed_without_the_cycle_collector() -> None:
+    supervisor = TaskSupervisor()
+
+    async def wait_forever(holder: Holder) -> None:
+        await asyncio.Event().wait()
+
+    gc.disable()  # only reference counting may free it
+    try:
+        holder = Holder()
+        holder.task = supervisor.start(wait_forever(holder), name="held")
+        gone = weakref.ref(holder)
+        await asyncio.sleep(0)
+        holder.task.cancel()
+        await asyncio.wait({holder.task})
+        await asyncio.sleep(0)  # the supervisor's done callback
+        del holder
+        assert gone() is None, "kept by the CancelledError the task held: a cycle"
+    finally:
+        gc.enable()
