@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import importlib
 import os
 from dataclasses import dataclass
@@ -259,6 +260,10 @@ class NodeServices:
         for endless in (self._loop_watch, self._sampling, self._freezing):
             if endless is not None:
                 endless.cancel()  # endless by design: it must not hold the drain up
+        if self._freezing is not None:
+            # The process may live on (an embedding app, a test run): what was frozen
+            # goes back to the collector, cycles among it included.
+            gc.unfreeze()
         self.hub.stop_following()
         self.hub.feed.close()  # dashboards' event streams end, so connections can close
         await self.supervisor.drain(self.settings.shutdown_grace_seconds)
