@@ -25,7 +25,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Integer, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -58,6 +58,13 @@ _TOUCH_SESSIONS = (
     .returning(SessionRow.id)
 )
 _INSERT_MESSAGES = insert(MessageRow).returning(MessageRow.id, sort_by_parameter_order=True)
+#: A session's newest messages, read by every connection's restore.
+_RECENT_MESSAGES = (
+    select(MessageRow)
+    .where(MessageRow.session_id == bindparam("session_id"))
+    .order_by(MessageRow.id.desc())
+    .limit(bindparam("limit", type_=Integer))
+)
 
 
 class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobStore, ReadingStore):
@@ -287,10 +294,19 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
         """The `limit` newest messages with id < before_id (all if None), oldest first."""
         if limit <= 0:
             return []
-        statement = select(MessageRow).where(MessageRow.session_id == session_id)
-        if before_id is not None:
-            statement = statement.where(MessageRow.id < before_id)
-        statement = statement.order_by(MessageRow.id.desc()).limit(limit)
+        if before_id is None:  # a connection's restore: the statement built once
+            async with self._db.transaction() as session:
+                found = await session.scalars(
+                    _RECENT_MESSAGES, {"session_id": session_id, "limit": limit}
+                )
+                rows = found.all()
+            return [row.to_record() for row in reversed(rows)]
+        statement = (
+            select(MessageRow)
+            .where(MessageRow.session_id == session_id, MessageRow.id < before_id)
+            .order_by(MessageRow.id.desc())
+            .limit(limit)
+        )
         async with self._db.transaction() as session:
             rows = (await session.scalars(statement)).all()
         return [row.to_record() for row in reversed(rows)]
