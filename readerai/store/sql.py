@@ -58,13 +58,15 @@ _TOUCH_SESSIONS = (
     .returning(SessionRow.id)
 )
 _INSERT_MESSAGES = insert(MessageRow).returning(MessageRow.id, sort_by_parameter_order=True)
-#: A session's newest messages, read by every connection's restore.
+#: A session's newest messages, read by every connection's restore; and those
+#: before a message id (a page further back).
 _RECENT_MESSAGES = (
     select(MessageRow)
     .where(MessageRow.session_id == bindparam("session_id"))
     .order_by(MessageRow.id.desc())
     .limit(bindparam("limit", type_=Integer))
 )
+_MESSAGES_BEFORE = _RECENT_MESSAGES.where(MessageRow.id < bindparam("before_id"))
 
 
 class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobStore, ReadingStore):
@@ -294,21 +296,12 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
         """The `limit` newest messages with id < before_id (all if None), oldest first."""
         if limit <= 0:
             return []
-        if before_id is None:  # a connection's restore: the statement built once
-            async with self._db.transaction() as session:
-                found = await session.scalars(
-                    _RECENT_MESSAGES, {"session_id": session_id, "limit": limit}
-                )
-                rows = found.all()
-            return [row.to_record() for row in reversed(rows)]
-        statement = (
-            select(MessageRow)
-            .where(MessageRow.session_id == session_id, MessageRow.id < before_id)
-            .order_by(MessageRow.id.desc())
-            .limit(limit)
-        )
+        params: dict[str, Any] = {"session_id": session_id, "limit": limit}
+        statement = _RECENT_MESSAGES
+        if before_id is not None:
+            statement, params["before_id"] = _MESSAGES_BEFORE, before_id
         async with self._db.transaction() as session:
-            rows = (await session.scalars(statement)).all()
+            rows = (await session.scalars(statement, params)).all()
         return [row.to_record() for row in reversed(rows)]
 
 
