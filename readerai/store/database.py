@@ -40,7 +40,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 from readerai.errors import StoreUnavailable
 from readerai.store.migrate import connect_args, ensure_sqlite_directory, sqlite_file
@@ -191,9 +192,11 @@ class Database:
         aiosqlite has no public call for "run this on the connection's thread"; its
         `_execute` and `_conn` are used here and only here.
         """
-        connection = await self._connect()
+        # The pooled DBAPI connection itself, not a SQLAlchemy `Connection` around it:
+        # one hop into SQLAlchemy's greenlet to take it and one to give it back,
+        # instead of three and a `Connection` built per unit (`bench/sqlite_trip.py`).
+        raw = await self._raw_connection()
         try:
-            raw = await connection.get_raw_connection()
             driver: Any = raw.driver_connection
             try:
                 result: T = await driver._execute(_in_transaction, work, driver._conn)
@@ -201,14 +204,15 @@ class Database:
                 disk = _is_disk_error(exc)
                 if disk:
                     self._disk_failing = True
-                    raw.invalidate(exc)
+                    # Closing an aiosqlite connection awaits its thread: in the greenlet.
+                    await greenlet_spawn(raw.invalidate, exc)
                 error = DBAPIError.instance(
                     "(in_sqlite_thread)",
                     None,
                     exc,
                     sqlite3.Error,
                     connection_invalidated=disk,
-                    dialect=connection.dialect,
+                    dialect=self.dialect,
                 )
                 if is_unavailable(error):
                     raise self.unavailable(error) from exc
@@ -216,8 +220,17 @@ class Database:
         finally:
             # No statement went through SQLAlchemy, so it holds no transaction to end,
             # and the writing pool does not reset on return (see `_create_engine`).
-            await connection.close()
+            await greenlet_spawn(raw.close)
         return result
+
+    async def _raw_connection(self) -> PoolProxiedConnection:
+        """A pooled DBAPI connection; `StoreUnavailable` if there is none to be had."""
+        if self._engine is None:
+            raise self._not_connected()
+        try:
+            return await self._engine.raw_connection()
+        except Exception as exc:
+            raise self.unavailable(exc) from exc
 
     async def _connect(self) -> AsyncConnection:
         """A pooled connection; `StoreUnavailable` if there is none to be had."""
