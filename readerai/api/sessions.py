@@ -117,10 +117,9 @@ async def get_session(
     """The session, its reading progress and its last messages (oldest first)."""
     record = await services.access.session(principal, session_id)
     await _settle_replies(services, session_id)
-    messages = await services.store.recent_messages(
+    messages, progress = await services.store.restore_reads(
         session_id, limit=services.settings.history_limit
     )
-    progress = await services.store.get_progress(session_id)
     return SessionDetail(
         **_out(record).model_dump(),
         progress=[progress_view(p) for p in progress],

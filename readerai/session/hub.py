@@ -105,8 +105,10 @@ class SessionHub:
         live.attaching += 1
         try:
             async with live.state_lock:
-                messages = await self._restore_messages(live)
-                stored_progress = await self._store.get_progress(session_id)
+                messages, stored_progress = await self._store.restore_reads(
+                    session_id, limit=self._history_limit
+                )
+                messages = await self._resolve_pending(live, messages)
                 broadcasts = (
                     await self._store.recent_broadcasts(live.class_id, limit=RECENT_BROADCASTS)
                     if live.class_id
@@ -158,9 +160,11 @@ class SessionHub:
 
     # -- replies in flight elsewhere -----------------------------------------------
 
-    async def _restore_messages(self, live: LiveSession) -> list[MessageRecord]:
-        """The recent messages, with other nodes' unfinished replies resolved."""
-        messages = await self._store.recent_messages(live.id, limit=self._history_limit)
+    async def _resolve_pending(
+        self, live: LiveSession, messages: list[MessageRecord]
+    ) -> list[MessageRecord]:
+        """The recent `messages` as read, with other nodes' unfinished replies resolved
+        (read again if any was interrupted or ended meanwhile)."""
         pending = self._foreign_pending(live, messages)
         if not pending:
             return messages

@@ -241,6 +241,12 @@ class Store(Protocol):
     ) -> list[MessageRecord]:
         """The `limit` newest messages with id < before_id (all if None), oldest first."""
 
+    async def restore_reads(
+        self, session_id: str, *, limit: int
+    ) -> tuple[list[MessageRecord], list[ProgressRecord]]:
+        """`recent_messages` and `get_progress` of a session, read together (a
+        connection's restore); one transaction where the store has them."""
+
     async def save_progress(self, session_id: str, passage_id: str, position: int) -> None:
         """Upsert the latest position for (session, passage)."""
 

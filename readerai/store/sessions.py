@@ -35,7 +35,7 @@ STUDENT_ROLE = "student"
 PROGRESS_CHUNK = 500
 #: A session's positions, read by every connection's restore: built once (building
 #: it per call was a quarter of a restore's CPU, py-spy).
-_SESSION_PROGRESS = (
+SESSION_PROGRESS = (
     select(ProgressRow)
     .where(ProgressRow.session_id == bindparam("session_id"))
     .order_by(ProgressRow.updated_at.desc(), ProgressRow.passage_id)
@@ -224,6 +224,6 @@ class SessionStore(SqlStoreCore):
     async def get_progress(self, session_id: str) -> list[ProgressRecord]:
         """The session's latest position in each passage, most recently read first."""
         async with self._db.transaction() as session:
-            found = await session.scalars(_SESSION_PROGRESS, {"session_id": session_id})
+            found = await session.scalars(SESSION_PROGRESS, {"session_id": session_id})
             rows = found.all()
         return [row.to_record() for row in rows]

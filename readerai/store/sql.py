@@ -31,7 +31,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from readerai.errors import NotFound
 from readerai.protocol import ReplyStatus
-from readerai.store.base import MessageRecord, NewMessage
+from readerai.store.base import MessageRecord, NewMessage, ProgressRecord
 from readerai.store.classroom import ClassroomStore
 from readerai.store.database import is_unavailable
 from readerai.store.group_commit import GroupCommit
@@ -43,7 +43,7 @@ from readerai.store.models import MessageRow, SessionRow, utc_now
 from readerai.store.passages import PassageStore
 from readerai.store.readings import ReadingStore
 from readerai.store.retry import retried_write
-from readerai.store.sessions import SessionStore
+from readerai.store.sessions import SESSION_PROGRESS, SessionStore
 from readerai.store.slugs import slugify
 from readerai.store.sqlite_messages import SqliteMessages
 
@@ -303,6 +303,24 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
         async with self._db.transaction() as session:
             rows = (await session.scalars(statement, params)).all()
         return [row.to_record() for row in reversed(rows)]
+
+    async def restore_reads(
+        self, session_id: str, *, limit: int
+    ) -> tuple[list[MessageRecord], list[ProgressRecord]]:
+        """`recent_messages(session_id, limit=limit)` and `get_progress(session_id)`
+        read in one transaction: what every connection's restore reads."""
+        async with self._db.transaction() as session:
+            rows = (
+                (
+                    await session.scalars(
+                        _RECENT_MESSAGES, {"session_id": session_id, "limit": limit}
+                    )
+                ).all()
+                if limit > 0
+                else []
+            )
+            positions = (await session.scalars(SESSION_PROGRESS, {"session_id": session_id})).all()
+        return [row.to_record() for row in reversed(rows)], [p.to_record() for p in positions]
 
 
 def _message_values(message: MessageRecord) -> dict[str, Any]:

@@ -391,6 +391,37 @@ async def test_recent_messages_are_only_of_that_session(store: SqlStore) -> None
     assert await store.recent_messages("nobody", limit=10) == []
 
 
+async def test_restore_reads_are_the_recent_messages_and_the_progress_read_apart(
+    store: SqlStore,
+) -> None:
+    session, other = await store.create_session(), await store.create_session()
+    for n in range(4):
+        await _add_question(store, session.id, f"q{n}")
+    reply = await store.add_message(
+        session_id=session.id,
+        turn_id="t-reply",
+        role="tutor",
+        text="The fox ran.",
+        status=ReplyStatus.COMPLETED,
+        citations=[0, 2],
+    )
+    await _add_question(store, other.id, "theirs")
+    await store.save_progress(session.id, "first", 1)
+    await store.save_progress(session.id, "second", 5)
+    await store.save_progress(other.id, "first", 9)
+
+    messages, progress = await store.restore_reads(session.id, limit=3)
+
+    assert messages == await store.recent_messages(session.id, limit=3)
+    assert [m.text for m in messages] == ["q2", "q3", "The fox ran."]
+    assert messages[-1] == reply
+    assert progress == await store.get_progress(session.id)
+    assert [(p.passage_id, p.position) for p in progress] == [("second", 5), ("first", 1)]
+    assert all(p.updated_at.utcoffset() == timedelta(0) for p in progress)
+    assert await store.restore_reads(session.id, limit=0) == ([], progress)
+    assert await store.restore_reads("nobody", limit=10) == ([], [])
+
+
 # ---------------------------------------------------------------- reading progress
 
 
