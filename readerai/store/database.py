@@ -173,7 +173,9 @@ class Database:
                 raise
             raise self.unavailable(exc) from exc
 
-    async def in_sqlite_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def in_sqlite_thread(
+        self, work: Callable[[sqlite3.Connection], T], *, write: bool = True
+    ) -> T:
         """Run `work` in one transaction on the SQLite connection that writes, on its
         own thread: one trip from the event loop and back for the whole unit of work.
 
@@ -190,7 +192,8 @@ class Database:
         `_on_sqlite_error`.
 
         aiosqlite has no public call for "run this on the connection's thread"; its
-        `_execute` and `_conn` are used here and only here.
+        `_execute` and `_conn` are used here and only here. With `write=False` the
+        transaction is a plain `BEGIN`: reads see one snapshot and take no write lock.
         """
         # The pooled DBAPI connection itself, not a SQLAlchemy `Connection` around it:
         # one hop into SQLAlchemy's greenlet to take it and one to give it back,
@@ -199,7 +202,7 @@ class Database:
         try:
             driver: Any = raw.driver_connection
             try:
-                result: T = await driver._execute(_in_transaction, work, driver._conn)
+                result: T = await driver._execute(_in_transaction, work, driver._conn, write)
             except sqlite3.Error as exc:
                 disk = _is_disk_error(exc)
                 if disk:
@@ -307,9 +310,12 @@ def _is_disk_error(exc: BaseException) -> bool:
     return primary_code(exc) in SQLITE_DISK_ERRORS
 
 
-def _in_transaction(work: Callable[[sqlite3.Connection], T], connection: sqlite3.Connection) -> T:
-    """`work(connection)` between `BEGIN IMMEDIATE` and `COMMIT` (`ROLLBACK` if it raises)."""
-    connection.execute("BEGIN IMMEDIATE")
+def _in_transaction(
+    work: Callable[[sqlite3.Connection], T], connection: sqlite3.Connection, write: bool = True
+) -> T:
+    """`work(connection)` between `BEGIN IMMEDIATE` (`BEGIN` unless `write`) and
+    `COMMIT` (`ROLLBACK` if it raises)."""
+    connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     try:
         result = work(connection)
     except BaseException:

@@ -308,7 +308,14 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
         self, session_id: str, *, limit: int
     ) -> tuple[list[MessageRecord], list[ProgressRecord]]:
         """`recent_messages(session_id, limit=limit)` and `get_progress(session_id)`
-        read in one transaction: what every connection's restore reads."""
+        read in one transaction: what every connection's restore reads. On SQLite
+        one trip to the connection's thread (`SqliteMessages.restore_reads`)."""
+        if self._db.is_sqlite:
+            sqlite = self._sqlite_messages()
+            stored, progress = await self._db.in_sqlite_thread(
+                sqlite.restore_reads(session_id, limit), write=False
+            )
+            return sqlite.restored(session_id, stored, progress)
         async with self._db.transaction() as session:
             rows = (
                 (
