@@ -8,10 +8,10 @@ keeps the invariants stated in `readerai.store.sql`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import Insert, select
+from sqlalchemy import Insert, Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -21,6 +21,7 @@ from readerai.store.migrate import async_url
 from readerai.store.models import Base
 from readerai.store.retry import WriteRetry
 from readerai.store.slugs import numbered_slugs
+from readerai.store.sqlite_reads import SqliteRead, fetch_all
 
 #: Times a slug id is retried when another writer takes it between look-up and insert.
 SLUG_ATTEMPTS = 5
@@ -43,11 +44,30 @@ class SqlStoreCore:
         self.display_url = self._db.display_url
         self._write_retry = WriteRetry(budget=write_retry_seconds)
         self._started = False
+        #: `SqliteRead`s by statement, compiled on first use (with the statement, so
+        #: its id is not reused).
+        self._sqlite_reads: dict[int, tuple[Select[Any], SqliteRead]] = {}
 
     @property
     def write_retry(self) -> WriteRetry:
         """How long writes keep trying through an outage (not at all before `start`)."""
         return self._write_retry if self._started else _NO_RETRY
+
+    async def _select_on_sqlite(
+        self, *reads: tuple[Select[Any], Mapping[str, Any]]
+    ) -> list[list[dict[str, Any]]]:
+        """Each `(statement, parameters)` read on SQLite in one trip to the connection's
+        thread and one snapshot (`readerai.store.sqlite_reads`); per read, its rows as
+        dicts by column name, converted as the ORM would. Statements built once only."""
+        compiled: list[tuple[SqliteRead, tuple[Any, ...]]] = []
+        for statement, values in reads:
+            known = self._sqlite_reads.get(id(statement))
+            if known is None:
+                known = (statement, SqliteRead.of(statement, self._db.dialect))
+                self._sqlite_reads[id(statement)] = known
+            compiled.append((known[1], known[1].params(values)))
+        fetched = await self._db.in_sqlite_thread(fetch_all(*compiled), write=False)
+        return [read.rows(rows) for (read, _), rows in zip(compiled, fetched, strict=True)]
 
     async def _insert_with_slug(
         self,

@@ -42,6 +42,10 @@ SESSION_PROGRESS = (
 )
 
 
+#: One session by id, for the SQLite path of `get_session` (the ORM's `get` elsewhere).
+_SESSION = select(SessionRow).where(SessionRow.id == bindparam("session_id"))
+
+
 class SessionStore(SqlStoreCore):
     """The sessions-and-progress part of `SqlStore`."""
 
@@ -84,7 +88,10 @@ class SessionStore(SqlStoreCore):
             return row.to_record()
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
-        """The session with this id, or None."""
+        """The session with this id, or None (every connection's access check)."""
+        if self._db.is_sqlite:
+            [rows] = await self._select_on_sqlite((_SESSION, {"session_id": session_id}))
+            return SessionRecord(**rows[0]) if rows else None
         async with self._db.transaction() as session:
             row = await session.get(SessionRow, session_id)
             return None if row is None else row.to_record()

@@ -309,25 +309,38 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
     ) -> tuple[list[MessageRecord], list[ProgressRecord]]:
         """`recent_messages(session_id, limit=limit)` and `get_progress(session_id)`
         read in one transaction: what every connection's restore reads. On SQLite
-        one trip to the connection's thread (`SqliteMessages.restore_reads`)."""
+        one trip to the connection's thread (`readerai.store.sqlite_reads`)."""
+        by_session = {"session_id": session_id}
         if self._db.is_sqlite:
-            sqlite = self._sqlite_messages()
-            stored, progress = await self._db.in_sqlite_thread(
-                sqlite.restore_reads(session_id, limit), write=False
+            if limit <= 0:
+                [positions] = await self._select_on_sqlite((SESSION_PROGRESS, by_session))
+                return [], [ProgressRecord(**p) for p in positions]
+            messages, positions = await self._select_on_sqlite(
+                (_RECENT_MESSAGES, {**by_session, "limit": limit}), (SESSION_PROGRESS, by_session)
             )
-            return sqlite.restored(session_id, stored, progress)
+            return (
+                [_message_record(m) for m in reversed(messages)],
+                [ProgressRecord(**p) for p in positions],
+            )
         async with self._db.transaction() as session:
             rows = (
-                (
-                    await session.scalars(
-                        _RECENT_MESSAGES, {"session_id": session_id, "limit": limit}
-                    )
-                ).all()
+                (await session.scalars(_RECENT_MESSAGES, {**by_session, "limit": limit})).all()
                 if limit > 0
                 else []
             )
-            positions = (await session.scalars(SESSION_PROGRESS, {"session_id": session_id})).all()
-        return [row.to_record() for row in reversed(rows)], [p.to_record() for p in positions]
+            stored = (await session.scalars(SESSION_PROGRESS, by_session)).all()
+        return [row.to_record() for row in reversed(rows)], [p.to_record() for p in stored]
+
+
+def _message_record(columns: dict[str, Any]) -> MessageRecord:
+    """A message read by `_select_on_sqlite` as the record `MessageRow.to_record` makes."""
+    return MessageRecord(
+        **{
+            **columns,
+            "status": ReplyStatus(columns["status"]),
+            "citations": list(columns["citations"]),
+        }
+    )
 
 
 def _message_values(message: MessageRecord) -> dict[str, Any]:

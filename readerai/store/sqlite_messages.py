@@ -1,5 +1,4 @@
-"""The hot path on SQLite: each batch of writes, and a connection's restore, in one
-trip to the connection's thread.
+"""The hot path's writes on SQLite, each batch in one trip to the connection's thread.
 
 Every turn stores its question (and its reply's `in_progress` row) before it is
 acknowledged, and its reply when it ends; replies streaming are checkpointed.
@@ -16,9 +15,7 @@ inserted in order, so ids increase with arrival order; for updates the rows'
 statuses are read, `plan_message_updates` decides which apply, and those are
 written in order under the same condition as `message_updates._UPDATE`. Values are
 converted by SQLAlchemy's own column types for this dialect (timestamps stored as
-naive UTC, citations as JSON), so rows read back exactly as the ORM wrote them; the
-restore's reads (`SqlStore.restore_reads`) convert what they read with the same
-types, into the same records as the ORM's reads.
+naive UTC, citations as JSON), so rows read back exactly as the ORM wrote them.
 """
 
 from __future__ import annotations
@@ -31,10 +28,9 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 
-from readerai.protocol import ReplyStatus
-from readerai.store.base import MessageRecord, ProgressRecord
+from readerai.store.base import MessageRecord
 from readerai.store.message_updates import IN_PROGRESS, MessageUpdate, plan_message_updates
-from readerai.store.models import MessageRow, ProgressRow, SessionRow
+from readerai.store.models import MessageRow, SessionRow
 
 #: The columns of a new message, in the order of `_INSERT`.
 _COLUMNS = (
@@ -52,18 +48,7 @@ _UPDATE = (
     f"WHERE id = ? AND (? OR status = '{IN_PROGRESS}')"
 )
 
-#: A session's newest messages (`sql._RECENT_MESSAGES`), newest first.
-_RECENT = (
-    f"SELECT id, {', '.join(_COLUMNS)} FROM {_TABLE} WHERE session_id = ? ORDER BY id DESC LIMIT ?"
-)
-#: A session's positions (`sessions.SESSION_PROGRESS`), most recently read first.
-_PROGRESS = (
-    f"SELECT passage_id, position, updated_at FROM {ProgressRow.__tablename__} "
-    "WHERE session_id = ? ORDER BY updated_at DESC, passage_id"
-)
-
 Processor = Callable[[Any], Any]
-Rows = list[tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -87,54 +72,6 @@ class SqliteMessages:
         )
         self._citations: Processor | None = columns.citations.type.bind_processor(dialect)
         self._updated_at: Processor | None = columns.updated_at.type.bind_processor(dialect)
-        self._read_citations = _result_processor(columns.citations, dialect)
-        self._read_stamp = _result_processor(columns.updated_at, dialect)
-
-    @staticmethod
-    def restore_reads(
-        session_id: str, limit: int
-    ) -> Callable[[sqlite3.Connection], tuple[Rows, Rows]]:
-        """The reads of a connection's restore, to run on the connection's thread in
-        one transaction: the `limit` newest messages and the positions, as stored."""
-
-        def read(connection: sqlite3.Connection) -> tuple[Rows, Rows]:
-            messages = (
-                connection.execute(_RECENT, (session_id, limit)).fetchall() if limit > 0 else []
-            )
-            return messages, connection.execute(_PROGRESS, (session_id,)).fetchall()
-
-        return read
-
-    def restored(
-        self, session_id: str, messages: Rows, positions: Rows
-    ) -> tuple[list[MessageRecord], list[ProgressRecord]]:
-        """What `restore_reads` read as records: the messages oldest first."""
-        citations, stamp = self._read_citations, self._read_stamp
-        return (
-            [
-                MessageRecord(
-                    id=row[0],
-                    session_id=row[1],
-                    turn_id=row[2],
-                    role=row[3],
-                    text=row[4],
-                    status=ReplyStatus(row[5]),
-                    citations=list(citations(row[6])),
-                    created_at=stamp(row[7]),
-                    updated_at=stamp(row[8]),
-                )
-                for row in reversed(messages)
-            ],
-            [
-                ProgressRecord(
-                    session_id=session_id,
-                    passage_id=row[0],
-                    position=row[1],
-                    updated_at=stamp(row[2]),
-                )
-                for row in positions
-            ],
-        )
 
     def updates(
         self, batch: list[MessageUpdate], now: datetime
@@ -210,15 +147,3 @@ class SqliteMessages:
             value if process is None else process(value)
             for value, process in zip(values, self._processors, strict=True)
         )
-
-
-def _result_processor(column: Any, dialect: Dialect) -> Processor:
-    """How SQLAlchemy turns `column`'s stored value into Python for `dialect`."""
-    # The dialect's own variant of the type (a TypeDecorator's generic `impl` would
-    # leave SQLite's timestamp text unparsed).
-    process: Processor | None = column.type.dialect_impl(dialect).result_processor(dialect, None)
-    return process if process is not None else _same
-
-
-def _same(value: Any) -> Any:
-    return value
