@@ -21,7 +21,7 @@ from readerai.store.migrate import async_url
 from readerai.store.models import Base
 from readerai.store.retry import WriteRetry
 from readerai.store.slugs import numbered_slugs
-from readerai.store.sqlite_reads import SqliteRead, fetch_all
+from readerai.store.sqlite_statements import SqliteStatement, fetch_all
 
 #: Times a slug id is retried when another writer takes it between look-up and insert.
 SLUG_ATTEMPTS = 5
@@ -44,9 +44,9 @@ class SqlStoreCore:
         self.display_url = self._db.display_url
         self._write_retry = WriteRetry(budget=write_retry_seconds)
         self._started = False
-        #: `SqliteRead`s by statement, compiled on first use (with the statement, so
-        #: its id is not reused).
-        self._sqlite_reads: dict[int, tuple[Select[Any], SqliteRead]] = {}
+        #: `SqliteStatement`s by statement, compiled on first use (with the statement,
+        #: so its id is not reused).
+        self._sqlite_statements: dict[int, tuple[Select[Any] | Insert, SqliteStatement]] = {}
 
     @property
     def write_retry(self) -> WriteRetry:
@@ -57,17 +57,25 @@ class SqlStoreCore:
         self, *reads: tuple[Select[Any], Mapping[str, Any]]
     ) -> list[list[dict[str, Any]]]:
         """Each `(statement, parameters)` read on SQLite in one trip to the connection's
-        thread and one snapshot (`readerai.store.sqlite_reads`); per read, its rows as
-        dicts by column name, converted as the ORM would. Statements built once only."""
-        compiled: list[tuple[SqliteRead, tuple[Any, ...]]] = []
-        for statement, values in reads:
-            known = self._sqlite_reads.get(id(statement))
-            if known is None:
-                known = (statement, SqliteRead.of(statement, self._db.dialect))
-                self._sqlite_reads[id(statement)] = known
-            compiled.append((known[1], known[1].params(values)))
+        thread and one snapshot (`readerai.store.sqlite_statements`); per read, its rows
+        as dicts by column name, converted as the ORM would. Statements built once only."""
+        compiled = [self._on_sqlite(statement, values) for statement, values in reads]
         fetched = await self._db.in_sqlite_thread(fetch_all(*compiled), write=False)
-        return [read.rows(rows) for (read, _), rows in zip(compiled, fetched, strict=True)]
+        return [one.rows(rows) for (one, _), rows in zip(compiled, fetched, strict=True)]
+
+    async def _insert_on_sqlite(self, statement: Insert, values: Mapping[str, Any]) -> None:
+        """`statement` with `values`, written on SQLite in one trip to the connection's
+        thread; a constraint it breaks is SQLAlchemy's `IntegrityError`."""
+        await self._db.in_sqlite_thread(fetch_all(self._on_sqlite(statement, values)))
+
+    def _on_sqlite(
+        self, statement: Select[Any] | Insert, values: Mapping[str, Any]
+    ) -> tuple[SqliteStatement, tuple[Any, ...]]:
+        known = self._sqlite_statements.get(id(statement))
+        if known is None:
+            known = (statement, SqliteStatement.of(statement, self._db.dialect))
+            self._sqlite_statements[id(statement)] = known
+        return known[1], known[1].params(values)
 
     async def _insert_with_slug(
         self,

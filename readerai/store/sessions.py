@@ -6,11 +6,12 @@ foreign key: a session may predate accounts, or outlive what it points at.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
 
@@ -44,6 +45,10 @@ SESSION_PROGRESS = (
 
 #: One session by id, for the SQLite path of `get_session` (the ORM's `get` elsewhere).
 _SESSION = select(SessionRow).where(SessionRow.id == bindparam("session_id"))
+#: A new session, for the SQLite path of `create_session` (the ORM's `add` elsewhere).
+_NEW_SESSION = insert(SessionRow).values(
+    {column.key: bindparam(column.key) for column in SessionRow.__table__.columns}
+)
 
 
 class SessionStore(SqlStoreCore):
@@ -71,6 +76,13 @@ class SessionStore(SqlStoreCore):
             if value is not None:
                 check_length(what, value, limit)
         now = utc_now()
+        if self._db.is_sqlite:
+            record = SessionRecord(session_id, passage_id, now, now, class_id, user_id)
+            try:
+                await self._insert_on_sqlite(_NEW_SESSION, dataclasses.asdict(record))
+            except IntegrityError as exc:
+                raise Conflict(f"session {session_id!r} already exists") from exc
+            return record
         row = SessionRow(
             id=session_id,
             passage_id=passage_id,

@@ -309,7 +309,7 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
     ) -> tuple[list[MessageRecord], list[ProgressRecord]]:
         """`recent_messages(session_id, limit=limit)` and `get_progress(session_id)`
         read in one transaction: what every connection's restore reads. On SQLite
-        one trip to the connection's thread (`readerai.store.sqlite_reads`)."""
+        one trip to the connection's thread (`readerai.store.sqlite_statements`)."""
         by_session = {"session_id": session_id}
         if self._db.is_sqlite:
             if limit <= 0:

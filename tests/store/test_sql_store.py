@@ -7,8 +7,10 @@ that does not need a live database (unreachable servers, URL handling, slugs).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -244,6 +246,31 @@ async def test_create_session_keeps_given_id_and_passage(store: SqlStore) -> Non
     session = await store.create_session(session_id="s1", passage_id="the-fox")
     assert (session.id, session.passage_id) == ("s1", "the-fox")
     assert await store.get_session("s1") == session
+
+
+async def test_a_created_session_reads_back_the_same_through_every_read(
+    store: SqlStore, database_url: str
+) -> None:
+    # On SQLite creating and reading a session skip the ORM (one trip to SQLite's
+    # thread each); the ORM's reads must see the very same row.
+    session = await store.create_session(passage_id="the-fox", class_id="room-9", user_id="s-ed")
+    assert session.created_at.utcoffset() == timedelta(0)
+    assert await store.get_session(session.id) == session
+    assert await store.sessions_in_class("room-9") == [session]
+    assert await store.list_sessions(user_ids=["s-ed"]) == [session]
+    with pytest.raises(Conflict):
+        await store.create_session(session_id=session.id)
+    if database_url.startswith("sqlite"):
+        # Stored as the ORM stores it (naive UTC text), so SQL compares it right.
+        path = database_url.split(":///", 1)[1]
+        stored = await anyio.to_thread.run_sync(_stored_created_at, path, session.id)
+        assert stored == session.created_at.replace(tzinfo=None).isoformat(" ")
+
+
+def _stored_created_at(path: str, session_id: str) -> str:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        [(text,)] = connection.execute("SELECT created_at FROM sessions WHERE id = ?", [session_id])
+    return str(text)
 
 
 async def test_session_class_round_trips(store: SqlStore) -> None:

@@ -1,13 +1,13 @@
-"""Reads of a connection's opening on SQLite, each unit in one trip to its thread.
+"""A session's opening on SQLite: each unit of work in one trip to the connection's thread.
 
-Through SQLAlchemy's ORM on aiosqlite a read costs a pool checkout and about six
-trips between the event loop and the connection's thread (cursor, execute, fetch,
-close, commit); every connection opened makes two such units, the access check's
-session and the restore's messages and positions. `SqliteRead` is a Core `SELECT`
-compiled once for SQLite: the same SQL the ORM would send, run on the sqlite3
-connection in `Database.in_sqlite_thread(write=False)`, with values converted by the
-columns' own SQLAlchemy types, so a row reads back as the ORM would give it (the
-store's tests compare the two).
+Through SQLAlchemy's ORM on aiosqlite a unit of work costs a pool checkout and about
+six trips between the event loop and the connection's thread (cursor, execute,
+fetch, close, commit); every session opened made four such units (the REST create,
+the access check's read, the restore's two reads). `SqliteStatement` is a Core
+statement compiled once for SQLite: the same SQL the ORM would send, run on the
+sqlite3 connection in `Database.in_sqlite_thread` (a plain `BEGIN` for reads), with
+parameters and results converted by the columns' own SQLAlchemy types, so a row
+written or read is what the ORM would write or give (the store's tests compare them).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Insert, Select
 from sqlalchemy.engine import Dialect
 
 Processor = Callable[[Any], Any]
@@ -28,8 +28,8 @@ def _same(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class SqliteRead:
-    """A `SELECT` compiled for SQLite, its parameters by name, its columns' converters."""
+class SqliteStatement:
+    """A statement compiled for SQLite, its parameters by name, its columns' converters."""
 
     sql: str
     #: Names of the bound parameters, in the order of the SQL's `?`.
@@ -37,12 +37,13 @@ class SqliteRead:
     binds: tuple[Processor, ...]
     #: Values the statement carries itself (SQLite's `OFFSET 0` after a `LIMIT`).
     defaults: Mapping[str, Any]
-    #: Names of the selected columns, in order, and how each is read back.
+    #: Names of the selected columns, in order, and how each is read back (none for
+    #: an `INSERT`).
     columns: tuple[str, ...]
     results: tuple[Processor, ...]
 
     @classmethod
-    def of(cls, statement: Select[Any], dialect: Dialect) -> SqliteRead:
+    def of(cls, statement: Select[Any] | Insert, dialect: Dialect) -> SqliteStatement:
         """Compile `statement` (bound parameters only; no expanding `IN`)."""
         compiled = statement.compile(dialect=dialect)
         names = tuple(compiled.positiontup or ())
@@ -50,7 +51,7 @@ class SqliteRead:
             compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) or _same
             for name in names
         )
-        selected = list(statement.selected_columns)
+        selected = list(statement.selected_columns) if isinstance(statement, Select) else []
         return cls(
             sql=compiled.string,
             names=names,
@@ -87,11 +88,12 @@ class SqliteRead:
 
 
 def fetch_all(
-    *reads: tuple[SqliteRead, tuple[Any, ...]],
+    *statements: tuple[SqliteStatement, tuple[Any, ...]],
 ) -> Callable[[sqlite3.Connection], list[list[tuple[Any, ...]]]]:
-    """The work of running each read with its parameters, for the connection's thread."""
+    """The work of running each statement with its parameters, for the connection's
+    thread; per statement, the rows it returned."""
 
     def run(connection: sqlite3.Connection) -> list[list[tuple[Any, ...]]]:
-        return [connection.execute(read.sql, params).fetchall() for read, params in reads]
+        return [connection.execute(one.sql, params).fetchall() for one, params in statements]
 
     return run
