@@ -23,7 +23,7 @@ Invariants:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -228,19 +228,17 @@ class Database:
 
     async def _raw_connection(self) -> PoolProxiedConnection:
         """A pooled DBAPI connection; `StoreUnavailable` if there is none to be had."""
-        if self._engine is None:
-            raise self._not_connected()
-        try:
-            return await self._engine.raw_connection()
-        except Exception as exc:
-            raise self.unavailable(exc) from exc
+        return await self._from_pool(lambda engine: engine.raw_connection())
 
     async def _connect(self) -> AsyncConnection:
         """A pooled connection; `StoreUnavailable` if there is none to be had."""
+        return await self._from_pool(lambda engine: engine.connect())
+
+    async def _from_pool(self, take: Callable[[AsyncEngine], Awaitable[T]]) -> T:
         if self._engine is None:
             raise self._not_connected()
         try:
-            return await self._engine.connect()
+            return await take(self._engine)
         except Exception as exc:
             raise self.unavailable(exc) from exc
 

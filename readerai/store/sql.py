@@ -311,23 +311,18 @@ class SqlStore(SessionStore, PassageStore, ClassroomStore, LoginCodeStore, JobSt
         read in one transaction: what every connection's restore reads. On SQLite
         one trip to the connection's thread (`readerai.store.sqlite_statements`)."""
         by_session = {"session_id": session_id}
+        # LIMIT 0 reads no message (a negative LIMIT would read them all on SQLite).
+        recent = {**by_session, "limit": max(limit, 0)}
         if self._db.is_sqlite:
-            if limit <= 0:
-                [positions] = await self._select_on_sqlite((SESSION_PROGRESS, by_session))
-                return [], [ProgressRecord(**p) for p in positions]
             messages, positions = await self._select_on_sqlite(
-                (_RECENT_MESSAGES, {**by_session, "limit": limit}), (SESSION_PROGRESS, by_session)
+                (_RECENT_MESSAGES, recent), (SESSION_PROGRESS, by_session)
             )
             return (
                 [_message_record(m) for m in reversed(messages)],
                 [ProgressRecord(**p) for p in positions],
             )
         async with self._db.transaction() as session:
-            rows = (
-                (await session.scalars(_RECENT_MESSAGES, {**by_session, "limit": limit})).all()
-                if limit > 0
-                else []
-            )
+            rows = (await session.scalars(_RECENT_MESSAGES, recent)).all()
             stored = (await session.scalars(SESSION_PROGRESS, by_session)).all()
         return [row.to_record() for row in reversed(rows)], [p.to_record() for p in stored]
 
