@@ -1,8 +1,14 @@
-"""FastAPI dependencies as `Annotated` aliases: the node's services and who is asking."""
+"""FastAPI dependencies as `Annotated` aliases: the node's services and who is asking.
+
+Each is `async def` though none awaits: FastAPI runs a plain `def` dependency in its
+thread pool, a trip to a worker thread and back per dependency per request. These
+only read the app's state and check a token's signature, which costs less than the
+trip (`python bench/rest_cost.py`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends
@@ -14,7 +20,7 @@ from readerai.errors import StoreUnavailable, Unauthenticated
 from readerai.services import NodeServices
 
 
-def get_services(connection: HTTPConnection) -> NodeServices:
+async def get_services(connection: HTTPConnection) -> NodeServices:
     services: NodeServices | None = getattr(connection.app.state, "services", None)
     if services is None or not services.ready:
         raise StoreUnavailable("the server is starting or stopping")
@@ -24,7 +30,7 @@ def get_services(connection: HTTPConnection) -> NodeServices:
 ServicesDep = Annotated[NodeServices, Depends(get_services)]
 
 
-def current_principal(connection: HTTPConnection, services: ServicesDep) -> Principal:
+async def current_principal(connection: HTTPConnection, services: ServicesDep) -> Principal:
     """The user of the request's `Authorization: Bearer` token; 401 without a valid one."""
     header = connection.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -36,8 +42,8 @@ def current_principal(connection: HTTPConnection, services: ServicesDep) -> Prin
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def _with_role(*roles: Role) -> Callable[[Principal], Principal]:
-    def check(principal: PrincipalDep) -> Principal:
+def _with_role(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    async def check(principal: PrincipalDep) -> Principal:
         require_role(principal, *roles)
         return principal
 
