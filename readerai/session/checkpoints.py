@@ -66,9 +66,14 @@ class ReplyCheckpoints:
         self._turns.pop(turn, None)
 
     async def _loop(self) -> None:
+        # A tick before looking: a reply that needs no second (an engine that answers
+        # at once) is added and discarded before this task first runs, and a loop
+        # that ended on finding none was started again for nearly every turn.
         try:
-            while self._turns:
+            while True:
                 await asyncio.sleep(TICK_SECONDS)
+                if not self._turns:
+                    return
                 await self.checkpoint_due()
         finally:
             self._running = False
