@@ -93,7 +93,7 @@ async def create_class(body: ClassIn, services: ServicesDep, principal: TeacherD
             user_id=principal.user_id, role=principal.role.value, name=principal.name
         )
     created = await services.store.create_class(
-        name=body.name.strip(), teacher_id=teacher_id, class_id=body.id
+        name=body.name, teacher_id=teacher_id, class_id=body.id
     )
     return _class_out(created)
 

@@ -137,7 +137,7 @@ async def add_passage(body: PassageIn, services: ServicesDep, _: TeacherDep) -> 
         raise InvalidPayload("the passage has no text")
     text = markdown_to_text(body.text) if body.format == "markdown" else body.text
     passage = await services.store.add_passage(
-        title=body.title.strip(), text=text, level=body.level, sentences=[], status="preparing"
+        title=body.title, text=text, level=body.level, sentences=[], status="preparing"
     )
     job = await services.store.create_job(kind=PREPARE_PASSAGE, target=passage.id)
     services.jobs.kick()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from readerai.protocol import MessageView, ProgressView
@@ -17,6 +17,10 @@ MAX_STALL_SECONDS = 120.0
 #: The largest integer every store takes in an integer column (PostgreSQL `INTEGER`):
 #: no row id or sentence index is bigger, and a bigger one must not reach the store.
 MAX_STORED_INT = 2**31 - 1
+
+#: A name or title as people type it: stripped of surrounding whitespace, then 1 to 200
+#: characters (one of only spaces or line breaks is refused with 422, not stored empty).
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class _Body(BaseModel):
@@ -55,7 +59,7 @@ class PassageOut(_Body):
 
 class PassageIn(_Body):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-    title: str = Field(min_length=1, max_length=200)
+    title: Name
     text: str = Field(min_length=1, max_length=100_000, description="Plain text or Markdown.")
     level: str | None = Field(None, max_length=40, description="Reading level, e.g. Grade 2.")
     format: Literal["text", "markdown"] = Field(
@@ -167,7 +171,7 @@ class MeOut(_Body):
 
 class ClassIn(_Body):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     teacher_id: str | None = Field(
         None, max_length=64, description="Admins only: the teacher (default: yourself)."
@@ -215,7 +219,7 @@ class ClassDetail(ClassOut):
 
 class StudentIn(_Body):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     user_id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
 
 

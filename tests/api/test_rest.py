@@ -65,6 +65,26 @@ async def test_bad_requests_get_json_errors_with_request_ids(http: httpx.AsyncCl
     assert sent_id.json()["error"]["requestId"] == "trace-123"
 
 
+async def test_names_of_only_whitespace_are_refused_and_names_are_stored_trimmed(
+    http: httpx.AsyncClient,
+) -> None:
+    # Found by schemathesis: a class named "\r" was trimmed to "" after validation
+    # and the store refused it with a 500.
+    for blank in ("\r", " ", "\n\t "):
+        assert_error(await http.post("/api/classes", json={"name": blank}), 422, "invalid_payload")
+        passage = {"title": blank, "text": "Sam had a red hat."}
+        assert_error(await http.post("/api/passages", json=passage), 422, "invalid_payload")
+    created = await http.post("/api/classes", json={"name": "  Room 4\n", "id": "room-4"})
+    assert created.status_code == 201, created.text
+    assert created.json()["name"] == "Room 4"
+    for blank in ("\r", "  "):
+        added = await http.post("/api/classes/room-4/students", json={"name": blank})
+        assert_error(added, 422, "invalid_payload")
+    added = await http.post("/api/classes/room-4/students", json={"name": " Ann "})
+    assert added.status_code == 201, added.text
+    assert added.json()["name"] == "Ann"
+
+
 async def test_session_history_pages_backwards(
     server: ServerProcess, http: httpx.AsyncClient
 ) -> None:
