@@ -44,9 +44,9 @@ class SqlStoreCore:
         self.display_url = self._db.display_url
         self._write_retry = WriteRetry(budget=write_retry_seconds)
         self._started = False
-        #: `SqliteStatement`s by statement, compiled on first use (with the statement,
-        #: so its id is not reused).
-        self._sqlite_statements: dict[int, tuple[Select[Any] | Insert, SqliteStatement]] = {}
+        #: `SqliteStatement`s by statement (statements hash by identity), compiled on
+        #: first use.
+        self._sqlite_statements: dict[Select[Any] | Insert, SqliteStatement] = {}
 
     @property
     def write_retry(self) -> WriteRetry:
@@ -71,11 +71,11 @@ class SqlStoreCore:
     def _on_sqlite(
         self, statement: Select[Any] | Insert, values: Mapping[str, Any]
     ) -> tuple[SqliteStatement, tuple[Any, ...]]:
-        known = self._sqlite_statements.get(id(statement))
-        if known is None:
-            known = (statement, SqliteStatement.of(statement, self._db.dialect))
-            self._sqlite_statements[id(statement)] = known
-        return known[1], known[1].params(values)
+        compiled = self._sqlite_statements.get(statement)
+        if compiled is None:
+            compiled = SqliteStatement.of(statement, self._db.dialect)
+            self._sqlite_statements[statement] = compiled
+        return compiled, compiled.params(values)
 
     async def _insert_with_slug(
         self,

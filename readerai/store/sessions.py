@@ -77,7 +77,14 @@ class SessionStore(SqlStoreCore):
                 check_length(what, value, limit)
         now = utc_now()
         if self._db.is_sqlite:
-            record = SessionRecord(session_id, passage_id, now, now, class_id, user_id)
+            record = SessionRecord(
+                id=session_id,
+                passage_id=passage_id,
+                created_at=now,
+                updated_at=now,
+                class_id=class_id,
+                user_id=user_id,
+            )
             try:
                 await self._insert_on_sqlite(_NEW_SESSION, dataclasses.asdict(record))
             except IntegrityError as exc:
