@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 from ack_latency import AUTH, machine, start_server
-from turn_cost import TICKS, thread_cpu
+from turn_cost import server_cpu
 
 PASSAGE = "the-lion-and-the-mouse"
 #: The longest notice a teacher may send (2,000 characters), as the flood test sends.
@@ -40,17 +40,6 @@ KINDS: dict[str, Request] = {
 }
 
 
-def process_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds of `pid` in all (threads that ended included: the thread pool's idle
-    workers do) and of its event loop's thread."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return {
-        "all": (int(fields[11]) + int(fields[12])) / TICKS,
-        "event loop": thread_cpu(pid)["event loop"],
-    }
-
-
 async def measure(
     url: str, pid: int, requests: int, send: Request
 ) -> tuple[dict[str, float], list[float]]:
@@ -63,12 +52,12 @@ async def measure(
             (await send(http, session_id)).raise_for_status()
         await asyncio.sleep(0.3)
         latencies: list[float] = []
-        before = process_cpu(pid)
+        before = server_cpu(pid)
         for _ in range(requests):
             started = time.perf_counter()
             (await send(http, session_id)).raise_for_status()
             latencies.append(time.perf_counter() - started)
-        after = process_cpu(pid)
+        after = server_cpu(pid)
     return {name: after[name] - before[name] for name in after}, latencies
 
 
@@ -90,9 +79,9 @@ def main() -> None:
                     n = args.requests
                     print(
                         f"round {index + 1}, {kind}: server CPU per request "
-                        f"{cpu['all'] / n * 1e3:.3f} ms (event loop "
+                        f"{sum(cpu.values()) / n * 1e3:.3f} ms (event loop "
                         f"{cpu['event loop'] / n * 1e3:.3f}, other threads "
-                        f"{(cpu['all'] - cpu['event loop']) / n * 1e3:.3f}); latency p50 "
+                        f"{cpu['threads'] / n * 1e3:.3f}); latency p50 "
                         f"{statistics.median(latencies) * 1e3:.2f} ms"
                     )
         finally:

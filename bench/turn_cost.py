@@ -32,20 +32,19 @@ from websockets.asyncio.client import connect
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds (user + system) of `pid`'s main thread (the event loop's) and of
-    its other threads together (SQLite's connection and checkpoints, worker threads:
-    Python 3.11 does not name them for the OS)."""
-    seconds = {"event loop": 0.0, "threads": 0.0}
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # a thread that ended meanwhile
-        name = "event loop" if task == str(pid) else "threads"
-        seconds[name] += (int(fields[11]) + int(fields[12])) / TICKS
-    return seconds
+def _cpu_seconds(stat_path: str) -> float:
+    """User + system CPU seconds in a /proc `stat` file."""
+    with open(stat_path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def server_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of `pid`'s main thread (the event loop's) and of its other threads
+    together (SQLite's connection and checkpoints, worker threads, those that ended
+    included: Python 3.11 does not name them for the OS)."""
+    loop = _cpu_seconds(f"/proc/{pid}/task/{pid}/stat")
+    return {"event loop": loop, "threads": _cpu_seconds(f"/proc/{pid}/stat") - loop}
 
 
 async def student(url: str, questions: int, ready: asyncio.Event, go: asyncio.Event) -> int:
@@ -80,11 +79,11 @@ async def one_round(
     for ready in readies:
         await ready.wait()
     await asyncio.sleep(0.5)  # the connections' own work settles
-    before, start = thread_cpu(pid), time.perf_counter()
+    before, start = server_cpu(pid), time.perf_counter()
     go.set()
     turns = sum(await asyncio.gather(*tasks))
     wall = time.perf_counter() - start
-    after = thread_cpu(pid)
+    after = server_cpu(pid)
     return turns, wall, {name: after[name] - before[name] for name in after}
 
 
