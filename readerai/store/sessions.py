@@ -76,35 +76,26 @@ class SessionStore(SqlStoreCore):
             if value is not None:
                 check_length(what, value, limit)
         now = utc_now()
-        if self._db.is_sqlite:
-            record = SessionRecord(
-                id=session_id,
-                passage_id=passage_id,
-                created_at=now,
-                updated_at=now,
-                class_id=class_id,
-                user_id=user_id,
-            )
-            try:
-                await self._insert_on_sqlite(_NEW_SESSION, dataclasses.asdict(record))
-            except IntegrityError as exc:
-                raise Conflict(f"session {session_id!r} already exists") from exc
-            return record
-        row = SessionRow(
+        record = SessionRecord(
             id=session_id,
             passage_id=passage_id,
-            class_id=class_id,
-            user_id=user_id,
             created_at=now,
             updated_at=now,
+            class_id=class_id,
+            user_id=user_id,
         )
-        async with self._db.transaction() as session:
-            session.add(row)
-            try:
-                await session.flush()
-            except IntegrityError as exc:
-                raise Conflict(f"session {session_id!r} already exists") from exc
-            return row.to_record()
+        # The record's fields are the table's columns, for both paths.
+        columns = dataclasses.asdict(record)
+        try:
+            if self._db.is_sqlite:
+                await self._insert_on_sqlite(_NEW_SESSION, columns)
+            else:
+                async with self._db.transaction() as session:
+                    session.add(SessionRow(**columns))
+                    await session.flush()
+        except IntegrityError as exc:
+            raise Conflict(f"session {session_id!r} already exists") from exc
+        return record
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         """The session with this id, or None (every connection's access check)."""
