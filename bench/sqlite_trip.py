@@ -1,10 +1,11 @@
 """What one unit of work on SQLite's writing connection costs the node.
 
 Every question's write and every reply's update is one `Database.in_sqlite_thread`
-call: take the pooled connection, run `BEGIN IMMEDIATE`, the work and `COMMIT` on
-aiosqlite's thread, give the connection back. This times that call with empty work
-against the bare trip to aiosqlite's thread and back (the same transaction, no pool),
-in CPU time of the process (both threads) and in wall time, per call.
+call: wait for its turn on the connection (kept from the last such call), run
+`BEGIN IMMEDIATE`, the work and `COMMIT` on aiosqlite's thread. This times that call
+with empty work against the bare trip to aiosqlite's thread and back (the same
+transaction, nothing else), in CPU time of the process (both threads) and in wall
+time, per call.
 
     python bench/sqlite_trip.py                # 5,000 calls of each, three rounds
     python bench/sqlite_trip.py --calls 20000
@@ -53,9 +54,10 @@ async def run(calls: int, rounds: int) -> None:
             async def unit() -> None:
                 await db.in_sqlite_thread(nothing)
 
-            pooled = await db._connect()
-            raw = await pooled.get_raw_connection()
-            driver = raw.driver_connection
+            await unit()
+            # The connection `in_sqlite_thread` keeps between its units.
+            assert db._kept is not None
+            driver = db._kept.driver_connection
 
             async def bare() -> None:
                 await driver._execute(_in_transaction, nothing, driver._conn)
@@ -63,18 +65,12 @@ async def run(calls: int, rounds: int) -> None:
             print(f"{'round':>5} {'in_sqlite_thread cpu/wall us':>30}", end="")
             print(f" {'bare trip cpu/wall us':>24}")
             for index in range(rounds):
-                # The bare trip holds the pooled connection: measure the unit first.
-                await pooled.close()
                 unit_cpu, unit_wall = await per_call(calls, unit)
-                pooled = await db._connect()
-                raw = await pooled.get_raw_connection()
-                driver = raw.driver_connection
                 bare_cpu, bare_wall = await per_call(calls, bare)
                 print(
                     f"{index + 1:>5} {unit_cpu:>17.1f} / {unit_wall:>8.1f}"
                     f" {bare_cpu:>13.1f} / {bare_wall:>8.1f}"
                 )
-            await pooled.close()
         finally:
             await db.dispose()
 

@@ -17,11 +17,18 @@ Invariants:
   answers False (reads alone would still succeed), so the node reports not ready;
 - a SQLite file is checkpointed by its own connection and thread while connected
   (`readerai.store.wal_checkpoints`): a commit never waits for the disk's flush of
-  a checkpoint.
+  a checkpoint;
+- SQLite has one pooled connection and its units of work take turns on it in arrival
+  order (`_turn`). The hot path's units (`in_sqlite_thread`) keep it checked out
+  between them: a checkout and check-in through SQLAlchemy's pool cost about 0.1 ms
+  of the loop's CPU per unit, more than the trip to the connection's thread itself
+  (`bench/sqlite_trip.py`). A unit through SQLAlchemy finds it back in the pool.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -68,6 +75,10 @@ class Database:
         self.is_postgresql = url.get_backend_name() == "postgresql"
         self.is_sqlite = url.get_backend_name() == "sqlite"
         self._engine: AsyncEngine | None = None
+        #: SQLite: units of work take turns (see `_turn`); `in_sqlite_thread` keeps
+        #: the pooled connection here between its units.
+        self._units = asyncio.Lock()
+        self._kept: PoolProxiedConnection | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         #: Set when a SQLite write failed for want of a writable disk; cleared by a
         #: `ping` whose write succeeds.
@@ -101,7 +112,7 @@ class Database:
                 if self._checkpoints is not None:
                     # Before the first connection: it is made without checkpoints of its own.
                     self._checkpoints.start()
-                async with self._engine.connect() as connection:
+                async with self._turn(), self._engine.connect() as connection:
                     await connection.execute(text("SELECT 1"))
         except Exception as exc:
             # Whatever stops the first connection (refused, timeout, bad credentials,
@@ -115,6 +126,11 @@ class Database:
         if self._checkpoints is not None:
             await self._checkpoints.stop()
         if self._engine is not None:
+            with contextlib.suppress(StoreUnavailable):
+                # After the unit in flight, if any; a unit that never ends leaves its
+                # connection to it.
+                async with self._turn():
+                    pass
             await self._engine.dispose()
 
     async def ping(self) -> bool:
@@ -128,7 +144,7 @@ class Database:
         probe_write = self._disk_failing
         try:
             with anyio.fail_after(PING_DEADLINE_SECONDS):
-                async with self._engine.connect() as connection:
+                async with self._turn(), self._engine.connect() as connection:
                     if probe_write:
                         version = (await connection.execute(text("PRAGMA user_version"))).scalar()
                         await connection.execute(text(f"PRAGMA user_version = {int(version or 0)}"))
@@ -144,13 +160,14 @@ class Database:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
         """One unit of work on a bare connection (Core statements); commits on success."""
-        connection = await self._connect()
         try:
-            try:
-                async with connection.begin():
-                    yield connection
-            finally:
-                await connection.close()
+            async with self._turn():
+                connection = await self._connect()
+                try:
+                    async with connection.begin():
+                        yield connection
+                finally:
+                    await connection.close()
         except (DBAPIError, PoolTimeoutError, OSError) as exc:
             if not is_unavailable(exc):
                 raise
@@ -162,7 +179,7 @@ class Database:
         if self._sessions is None:
             raise self._not_connected()
         try:
-            async with self._sessions.begin() as session:
+            async with self._turn(), self._sessions.begin() as session:
                 try:
                     await session.connection()
                 except Exception as exc:
@@ -195,10 +212,20 @@ class Database:
         `_execute` and `_conn` are used here and only here. With `write=False` the
         transaction is a plain `BEGIN`: reads see one snapshot and take no write lock.
         """
-        # The pooled DBAPI connection itself, not a SQLAlchemy `Connection` around it:
-        # one hop into SQLAlchemy's greenlet to take it and one to give it back,
-        # instead of three and a `Connection` built per unit (`bench/sqlite_trip.py`).
-        raw = await self._raw_connection()
+        async with self._turn(pooled=False):
+            # The pooled DBAPI connection itself, not a SQLAlchemy `Connection` around
+            # it, kept from the last such unit when no unit through SQLAlchemy came
+            # between (`bench/sqlite_trip.py`).
+            raw, self._kept = self._kept or await self._raw_connection(), None
+            result = await self._run_in_sqlite_thread(raw, work, write)
+            self._kept = raw
+            return result
+
+    async def _run_in_sqlite_thread(
+        self, raw: PoolProxiedConnection, work: Callable[[sqlite3.Connection], T], write: bool
+    ) -> T:
+        """`in_sqlite_thread` on `raw`; a connection that failed is given back to the
+        pool (invalidated, after a disk error) and the error raised."""
         try:
             driver: Any = raw.driver_connection
             try:
@@ -220,11 +247,35 @@ class Database:
                 if is_unavailable(error):
                     raise self.unavailable(error) from exc
                 raise error from exc
-        finally:
+            return result
+        except BaseException:
             # No statement went through SQLAlchemy, so it holds no transaction to end,
-            # and the writing pool does not reset on return (see `_create_engine`).
+            # and the pool does not reset it on return (see `_create_engine`).
             await greenlet_spawn(raw.close)
-        return result
+            raise
+
+    @asynccontextmanager
+    async def _turn(self, *, pooled: bool = True) -> AsyncIterator[None]:
+        """On SQLite, wait for this unit of work's turn on the one connection (in
+        arrival order, for at most `connect_timeout`, as the pool's own wait was);
+        a `pooled` unit (through SQLAlchemy) finds the connection back in the pool.
+        Elsewhere, nothing: PostgreSQL's units run side by side."""
+        if not self.is_sqlite:
+            yield
+            return
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await self._units.acquire()
+        except TimeoutError:
+            busy = TimeoutError(f"the connection was busy for {self.connect_timeout:g} s")
+            raise self.unavailable(busy) from None
+        try:
+            if pooled and self._kept is not None:
+                kept, self._kept = self._kept, None
+                await greenlet_spawn(kept.close)
+            yield
+        finally:
+            self._units.release()
 
     async def _raw_connection(self) -> PoolProxiedConnection:
         """A pooled DBAPI connection; `StoreUnavailable` if there is none to be had."""
