@@ -2,20 +2,23 @@
 
 Every turn writes its question before it is acknowledged, so under load many
 sessions write at once. Each write alone costs a few driver round trips; written
-together they cost about the same as one. There is no background task: the first
-caller to get the write lock becomes the leader and writes everything pending,
-its own item included; callers whose item a leader wrote find their result ready
-as soon as they get the lock.
+together they cost about the same as one. While anything is pending one task writes
+it, batch after batch, each batch all that is pending (whole submissions, up to
+`max_batch` items), and ends when nothing is. Each caller waits on its own result,
+so every caller of a batch resumes as soon as it is written: with a lock handed
+from caller to caller, as before, the k-th caller of a batch resumed k turns of the
+event loop later, each behind whatever else the loop had queued.
 
 Invariants: items are written in arrival order; a result or an exception reaches
-every caller whose item was in a batch; a batch, once started, runs to the end even
-if its leader is cancelled (it runs as a task the leader shields and `drain` awaits),
-so one cancelled caller never fails the others.
+every caller whose item was in a batch; a batch, once started, runs to the end
+whoever is cancelled (the writer is no caller's task, and `drain` awaits it), so
+one cancelled caller never fails the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,8 +47,8 @@ class GroupCommit(Generic[T, R]):
         self._max_batch = max_batch
         #: Submissions waiting, each a list of items written in one batch together.
         self._pending: list[list[_Pending[T, R]]] = []
-        self._lock = asyncio.Lock()
-        self._writing: set[asyncio.Task[None]] = set()
+        #: The task writing batches, one after another, while any are pending.
+        self._writer: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
         """Write `item` (with whatever else is pending) and return its result."""
@@ -54,22 +57,23 @@ class GroupCommit(Generic[T, R]):
     async def submit_many(self, items: list[T]) -> list[R]:
         """Write `items` in this order, in one batch (with whatever else is pending).
 
-        Raises the first item's exception if any item failed.
+        Raises the first item's exception if any item failed. A caller cancelled
+        while it waits leaves its items to be written, their results unread.
         """
         if len(items) > self._max_batch:
             raise ValueError(f"at most {self._max_batch} items at once")
         mine: list[_Pending[T, R]] = [_Pending(item) for item in items]
         self._pending.append(mine)
-        async with self._lock:
-            while not mine[-1].result.done():
-                batch = self._next_batch()
-                # A batch holds many callers' items: it logs in no caller's context.
-                task = asyncio.get_running_loop().create_task(
-                    self._write(batch), context=contextvars.Context()
-                )
-                self._writing.add(task)
-                task.add_done_callback(self._writing.discard)
-                await asyncio.shield(task)
+        if self._writer is None:
+            # A batch holds many callers' items: it logs in no caller's context.
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write_pending(), context=contextvars.Context()
+            )
+        # A submission's items are written in one batch and their results set in
+        # order: the last one's is set last. Its exception, if any, is raised below
+        # in item order.
+        with contextlib.suppress(Exception):
+            await mine[-1].result
         return [pending.result.result() for pending in mine]
 
     def _next_batch(self) -> list[_Pending[T, R]]:
@@ -85,9 +89,22 @@ class GroupCommit(Generic[T, R]):
         return batch
 
     async def drain(self) -> None:
-        """Wait for batches being written (before closing the connection pool)."""
-        if self._writing:
-            await asyncio.wait(set(self._writing))
+        """Wait for what is pending to be written (before closing the connection pool)."""
+        if self._writer is not None:
+            await asyncio.wait({self._writer})
+
+    async def _write_pending(self) -> None:
+        try:
+            while self._pending:
+                await self._write(self._next_batch())
+        except asyncio.CancelledError:
+            for submission in self._pending:
+                for pending in submission:
+                    pending.result.cancel()
+            self._pending.clear()
+            raise
+        finally:
+            self._writer = None
 
     async def _write(self, batch: list[_Pending[T, R]]) -> None:
         try:
@@ -102,6 +119,8 @@ class GroupCommit(Generic[T, R]):
                     pending.result.set_exception(exc)
             return
         for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.result.done():
+                continue  # its caller was cancelled
             if isinstance(outcome, Exception):
                 pending.result.set_exception(outcome)
             else:
