@@ -10,6 +10,7 @@ machine better than a latency does.
 
     python bench/turn_cost.py                       # 20 sessions x 150 questions, 3 rounds
     python bench/turn_cost.py --sessions 50 --questions 100 --rounds 5
+    python bench/turn_cost.py --database postgresql+asyncpg://postgres@127.0.0.1/readerai_bench
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--questions", type=int, default=150, help="per session per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--database", help="a database URL instead of a temporary SQLite file")
     args = parser.parse_args()
     print("command: python bench/turn_cost.py", shlex.join(sys.argv[1:]))
     print("machine:", machine())
@@ -107,6 +109,7 @@ def main() -> None:
             # on a fast machine, which would close it (1008).
             READERAI_RATE_LIMIT_PER_SECOND="100000",
             READERAI_RATE_LIMIT_BURST="100000",
+            **({"READERAI_DATABASE_URL": args.database} if args.database else {}),
         )
         try:
             for index in range(args.rounds):
