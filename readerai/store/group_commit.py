@@ -18,7 +18,6 @@ one cancelled caller never fails the others.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -70,10 +69,20 @@ class GroupCommit(Generic[T, R]):
                 self._write_pending(), context=contextvars.Context()
             )
         # A submission's items are written in one batch and their results set in
-        # order: the last one's is set last. Its exception, if any, is raised below
-        # in item order.
-        with contextlib.suppress(Exception):
+        # order: the last one's is set last.
+        try:
             await mine[-1].result
+        except asyncio.CancelledError:
+            for pending in mine:
+                pending.result.cancel()  # none of them is read now
+            raise
+        except Exception:  # noqa: BLE001 - raised below, in item order
+            pass
+        # Every outcome is read, so that none is logged as never retrieved.
+        errors = [pending.result.exception() for pending in mine]
+        for error in errors:
+            if error is not None:
+                raise error
         return [pending.result.result() for pending in mine]
 
     def _next_batch(self) -> list[_Pending[T, R]]:
