@@ -123,10 +123,7 @@ class GroupCommit(Generic[T, R]):
                 pending.result.cancel()
             raise
         except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
-            for pending in batch:
-                if not pending.result.done():
-                    pending.result.set_exception(exc)
-            return
+            outcomes = [exc] * len(batch)
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.result.done():
                 continue  # its caller was cancelled
